@@ -1,0 +1,49 @@
+# ECS appliance. `make test` and `make image` are the two entry points (see README.md).
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+GO ?= go
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+BIN := bin
+
+# command:Debian package for every real tool the tests run against.
+TEST_TOOLS := gpg:gnupg pdftoppm:poppler-utils pdftotext:poppler-utils zbarimg:zbar-tools \
+	xorriso:xorriso /usr/bin/cloud-init:cloud-init e2fsck:e2fsprogs mkfs.ext4:e2fsprogs \
+	sgdisk:gdisk mkfs.vfat:dosfstools mcopy:mtools convert-im6.q16:imagemagick \
+	blkid:util-linux partx:util-linux losetup:mount sfdisk:fdisk systemd-analyze:systemd
+
+.PHONY: all build test test-deps lint bench image clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./env-tools/cmd/ecs-env
+
+## test: install the Debian tools the tests need (when missing), then run every test.
+test: test-deps
+	$(GO) test -timeout 25m ./...
+
+test-deps:
+	@missing=(); for pair in $(TEST_TOOLS); do \
+		command -v "$${pair%%:*}" >/dev/null || missing+=("$${pair#*:}"); \
+	done; \
+	if [ $${#missing[@]} -gt 0 ]; then \
+		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		echo "installing test tools: $${missing[*]}"; \
+		$$sudo apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$(printf '%s\n' "$${missing[@]}" | sort -u); \
+	fi
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+## bench: the figures the issues ask for (printed, never asserted).
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+image:
+	@echo "make image: the image pipeline (issue 4) is not built yet" >&2; exit 1
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,109 @@
+package env
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Flatten turns the selected top-level keys of the document into shell assignments,
+// compatible with the original's flatyaml.py: nested keys joined by "_" and upper-cased
+// (appliance.ssl.key → APPLIANCE_SSL_KEY), list items numbered (…_FILES_0_PATH) with a
+// …_LEN count, booleans as true/false, null as empty, the lines sorted by name.
+//
+// Unlike flatyaml it is safe to eval: a key that is not [A-Za-z0-9_] is an error, and
+// values are quoted exactly as Python's shlex.quote does, keeping every character
+// (multi-line PEM keeps its newlines; flatyaml stripped them). keys selects top-level
+// keys; "." or none selects all. Unknown keys are returned in missing, like flatyaml's
+// message that does not fail.
+func Flatten(e *Env, keys []string, prefix string) (lines, missing []string, err error) {
+	top := e.Document.Content[0]
+	want := map[string]bool{}
+	for _, k := range keys {
+		if k != "." {
+			want[k] = true
+		}
+	}
+	vars := map[string]string{}
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		k := top.Content[i].Value
+		if len(want) > 0 && !want[k] {
+			continue
+		}
+		delete(want, k)
+		if err := flattenNode(top.Content[i+1], k, vars); err != nil {
+			return nil, nil, err
+		}
+	}
+	for k := range want {
+		missing = append(missing, k)
+	}
+	sort.Strings(missing)
+	names := make([]string, 0, len(vars))
+	for name := range vars {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		lines = append(lines, prefix+name+"="+vars[name])
+	}
+	return lines, missing, nil
+}
+
+var shellName = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
+
+func flattenNode(n *yaml.Node, name string, vars map[string]string) error {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if !shellName.MatchString(name) {
+		return fmt.Errorf("line %d: key path %q cannot be a shell variable name (only letters, digits and _)", n.Line, name)
+	}
+	name = strings.ToUpper(name)
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if err := flattenNode(n.Content[i+1], name+"_"+n.Content[i].Value, vars); err != nil {
+				return err
+			}
+		}
+	case yaml.SequenceNode:
+		for i, item := range n.Content {
+			if err := flattenNode(item, name+"_"+strconv.Itoa(i), vars); err != nil {
+				return err
+			}
+		}
+		vars[name+"_LEN"] = strconv.Itoa(len(n.Content))
+	default:
+		switch n.Tag {
+		case "!!null":
+			vars[name] = ""
+		case "!!bool":
+			var b bool
+			if err := n.Decode(&b); err != nil {
+				return fmt.Errorf("line %d: %s: %v", n.Line, name, err)
+			}
+			vars[name] = strconv.FormatBool(b)
+		default:
+			vars[name] = ShellQuote(n.Value)
+		}
+	}
+	return nil
+}
+
+var shellSafe = regexp.MustCompile(`^[A-Za-z0-9_@%+=:,./-]+$`)
+
+// ShellQuote quotes s for POSIX shells exactly as Python's shlex.quote does.
+func ShellQuote(s string) string {
+	if s == "" {
+		return "''"
+	}
+	if shellSafe.MatchString(s) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
+}

@@ -1,0 +1,103 @@
+package env
+
+import (
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ethikkom/ecs-appliance/internal/testtool"
+)
+
+func TestFlattenNames(t *testing.T) {
+	e, _, err := Load("testdata/template-env.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, missing, err := Flatten(e, []string{"appliance", "nothere"}, "export ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(missing, []string{"nothere"}) {
+		t.Errorf("missing = %v", missing)
+	}
+	for _, want := range []string{
+		"export APPLIANCE_DOMAIN=ecs.example.org",
+		"export APPLIANCE_EXTRA_FILES_LEN=1",
+		"export APPLIANCE_EXTRA_FILES_0_PATH=/root/.ssh/config",
+		"export APPLIANCE_EXTRA_FILES_0_PERMISSIONS=0600",
+		"export APPLIANCE_METRIC_EXPORTER=true",
+		"export APPLIANCE_METRIC_GUI=false",
+		"export APPLIANCE_UPDATE_ONCALENDAR='Sun *-*-* 06:30:00'",
+	} {
+		if !slices.Contains(lines, want) {
+			t.Errorf("no line %q", want)
+		}
+	}
+	if !slices.IsSorted(lines) {
+		t.Error("lines not sorted")
+	}
+	for _, l := range lines {
+		if strings.HasPrefix(l, "export ECS_") {
+			t.Errorf("unselected key flattened: %s", l)
+		}
+	}
+}
+
+// TestFlattenEvaluatesExactly has a real shell eval the output and print the values back.
+func TestFlattenEvaluatesExactly(t *testing.T) {
+	testtool.Require(t, "sh")
+	data := edit(t, "  allowed_hosts: ecs.example.org\n", "  allowed_hosts: \"it's $(touch /tmp/pwned) `x` \\\\ \\\"q\\\" \\n end\"\n")
+	e, _, err := Parse("env.yml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, _, err := Flatten(e, []string{"appliance", "ecs"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := strings.Join(lines, "\n") + "\nprintf '%s\\0%s\\0%s\\0%s' \"$APPLIANCE_DKIM_KEY\" \"$ECS_SETTINGS\" \"$APPLIANCE_ALLOWED_HOSTS\" \"$APPLIANCE_EXTRA_FILES_0_CONTENT\"\n"
+	cmd := exec.Command("sh")
+	cmd.Stdin = strings.NewReader(script) // values stay out of the arguments
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(string(out), "\x00")
+	want := []string{e.Appliance.DKIM.Key, e.ECS.Settings, e.Appliance.AllowedHosts, e.Appliance.Extra.Files[0].Content}
+	if !slices.Equal(got, want) {
+		t.Errorf("shell saw\n%q\nwant\n%q", got, want)
+	}
+	if !strings.HasSuffix(got[0], "-----END PRIVATE KEY-----\n") {
+		t.Error("PEM lost its final newline")
+	}
+}
+
+func TestFlattenRefusesUnsafeNames(t *testing.T) {
+	data := edit(t, "disable_root: false\n", "disable_root: false\nwrite-files: []\n")
+	e, _, err := Parse("env.yml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Flatten(e, []string{"."}, ""); err == nil || !strings.Contains(err.Error(), `line 7: key path "write-files" cannot be a shell variable name`) {
+		t.Errorf("err = %v", err)
+	}
+	if _, _, err := Flatten(e, []string{"appliance"}, ""); err != nil {
+		t.Errorf("a bad name outside the selection failed the flatten: %v", err)
+	}
+}
+
+func TestShellQuoteMatchesShlex(t *testing.T) {
+	for in, want := range map[string]string{
+		"":          "''",
+		"abc":       "abc",
+		"a b":       "'a b'",
+		"it's":      `'it'"'"'s'`,
+		"x=1,y@z:%": "x=1,y@z:%",
+		"a\nb":      "'a\nb'",
+	} {
+		if got := ShellQuote(in); got != want {
+			t.Errorf("ShellQuote(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,381 @@
+package env
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Header is the first line every env.yml must have: it makes the file valid cloud-init
+// user-data, and every consumer of the original appliance checked for it.
+const Header = "#cloud-config"
+
+// MaxSize bounds what Parse accepts; real files are 10–100 KB.
+const MaxSize = 4 << 20
+
+// Load reads and parses the env.yml at path. See Parse.
+func Load(path string) (*Env, []Warning, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes env.yml from data; name is used in messages. It returns the env with
+// defaults applied and validated, the warnings, and an ErrorList holding every error
+// found (each with file:line:column).
+func Parse(name string, data []byte) (*Env, []Warning, error) {
+	if len(data) > MaxSize {
+		return nil, nil, ErrorList{{Position{File: name}, fmt.Sprintf("file is %d bytes, more than the %d an env.yml may have", len(data), MaxSize)}}
+	}
+	first, _, _ := bytes.Cut(data, []byte("\n"))
+	if strings.TrimRight(string(first), " \t\r") != Header {
+		return nil, nil, ErrorList{{Position{name, 1, 1}, fmt.Sprintf("the first line must be %q (cloud-init and the appliance expect it); add that line at the top of the file", Header)}}
+	}
+	root, err := parseDocument(name, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	d := &decoder{file: name, nodes: map[string]*yaml.Node{}}
+	e := &Env{Document: root, File: name}
+	d.decodeTop(root.Content[0], e)
+	if len(d.errs) == 0 {
+		e.nodes = d.nodes
+		applyDefaults(e)
+		(&validator{env: e, decoder: d}).validate()
+	}
+	sort.SliceStable(d.warns, func(i, j int) bool { return d.warns[i].Position.before(d.warns[j].Position) })
+	if len(d.errs) > 0 {
+		sort.SliceStable(d.errs, func(i, j int) bool { return d.errs[i].Position.before(d.errs[j].Position) })
+		return nil, d.warns, d.errs
+	}
+	return e, d.warns, nil
+}
+
+// parseDocument parses exactly one YAML mapping document.
+func parseDocument(name string, data []byte) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var root yaml.Node
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, ErrorList{{Position{name, 1, 1}, "the file holds no YAML document"}}
+		}
+		return nil, syntaxError(name, data, err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, ErrorList{{Position{name, extra.Line, extra.Column}, "a second YAML document starts here; env.yml must be one document (remove the '---')"}}
+	} else if !errors.Is(err, io.EOF) {
+		return nil, syntaxError(name, data, err)
+	}
+	if len(root.Content) != 1 || root.Content[0].Kind != yaml.MappingNode {
+		n := &root
+		if len(root.Content) == 1 {
+			n = root.Content[0]
+		}
+		return nil, ErrorList{{Position{name, n.Line, n.Column}, "env.yml must be a mapping of keys (appliance:, ecs:, …), found " + kindName(n)}}
+	}
+	if errs := duplicateKeys(name, &root, nil); len(errs) > 0 {
+		return nil, errs
+	}
+	return &root, nil
+}
+
+// duplicateKeys finds keys defined twice in one mapping, which yaml.v3 reports only
+// when decoding into Go values, not into nodes.
+func duplicateKeys(name string, n *yaml.Node, errs ErrorList) ErrorList {
+	if n.Kind == yaml.MappingNode {
+		first := map[string]*yaml.Node{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if prev, ok := first[k.Value]; ok && k.Kind == yaml.ScalarNode {
+				errs = append(errs, &Error{Position{name, k.Line, k.Column}, fmt.Sprintf("invalid YAML: key %q is already defined at line %d", k.Value, prev.Line)})
+			}
+			first[k.Value] = k
+		}
+	}
+	for _, c := range n.Content {
+		errs = duplicateKeys(name, c, errs)
+	}
+	return errs
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// syntaxError turns a yaml.v3 error ("yaml: line 5: …") into a positioned Error. The
+// parser does not report columns, so the column is where that line's text starts.
+func syntaxError(name string, data []byte, err error) error {
+	msg := err.Error()
+	m := yamlLine.FindStringSubmatch(msg)
+	if m == nil {
+		return ErrorList{{Position{File: name}, "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}}
+	}
+	line, _ := strconv.Atoi(m[1])
+	col := 1
+	if lines := bytes.Split(data, []byte("\n")); line >= 1 && line <= len(lines) {
+		col = len(lines[line-1]) - len(bytes.TrimLeft(lines[line-1], " ")) + 1
+	}
+	return ErrorList{{Position{name, line, col}, "invalid YAML: " + m[2]}}
+}
+
+// decoder fills the schema structs from YAML nodes, collecting every error instead of
+// stopping at the first, and remembering where each value was.
+type decoder struct {
+	file  string
+	errs  ErrorList
+	warns []Warning
+	nodes map[string]*yaml.Node
+}
+
+func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {
+	d.errs = append(d.errs, &Error{d.pos(n), fmt.Sprintf(format, args...)})
+}
+
+func (d *decoder) warnf(n *yaml.Node, format string, args ...any) {
+	d.warns = append(d.warns, Warning{d.pos(n), fmt.Sprintf(format, args...)})
+}
+
+func (d *decoder) pos(n *yaml.Node) Position {
+	if n == nil {
+		return Position{File: d.file}
+	}
+	return Position{d.file, n.Line, n.Column}
+}
+
+// decodeTop decodes the top level: our keys strictly, cloud-init's keys untouched.
+func (d *decoder) decodeTop(n *yaml.Node, e *Env) {
+	fields := structFields(reflect.TypeOf(*e))
+	var ours []string
+	for name := range fields {
+		ours = append(ours, name)
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		f, ok := fields[k.Value]
+		if !ok {
+			// Any other key is cloud-init's; a near miss of ours is probably a typo.
+			if s := closest(k.Value, ours); s != "" {
+				d.warnf(k, "top-level key %q is passed to cloud-init as is; did you mean %q?", k.Value, s)
+			}
+			continue
+		}
+		seen[k.Value] = true
+		d.field(reflect.ValueOf(e).Elem().FieldByIndex(f.index), f, k, v, k.Value)
+	}
+	d.required(n, fields, seen, "")
+}
+
+type fieldInfo struct {
+	index []int
+	tag   string // the env:"…" tag
+}
+
+func structFields(t reflect.Type) map[string]fieldInfo {
+	m := map[string]fieldInfo{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		m[name] = fieldInfo{f.Index, f.Tag.Get("env")}
+	}
+	return m
+}
+
+// field decodes one key's value and handles the key's env tag.
+func (d *decoder) field(v reflect.Value, f fieldInfo, k, val *yaml.Node, path string) {
+	switch tag, arg, _ := strings.Cut(f.tag, "="); tag {
+	case "dead":
+		d.warnf(k, "%s is not used by the appliance (the original ignored it too); it can be removed", path)
+	case "ignored":
+		d.warnf(k, "%s is accepted for compatibility with the original appliance, but this appliance does not act on it", path)
+	case "deprecated":
+		d.warnf(k, "%s is deprecated, use %s", path, arg)
+	}
+	d.value(val, v, path)
+}
+
+// required reports required keys that are absent from mapping n.
+func (d *decoder) required(n *yaml.Node, fields map[string]fieldInfo, seen map[string]bool, prefix string) {
+	var missing []string
+	for name, f := range fields {
+		if f.tag == "required" && !seen[name] {
+			missing = append(missing, name)
+		}
+	}
+	sort.Strings(missing)
+	for _, name := range missing {
+		d.errorf(n, "missing required key %s%s", prefix, name)
+	}
+}
+
+var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+
+// value decodes node n into v; path is the dotted key path for messages.
+func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	d.nodes[path] = n
+	if v.Type() == reflect.TypeOf(yaml.Node{}) {
+		v.Set(reflect.ValueOf(*n))
+		return
+	}
+	if isNull(n) {
+		return // an empty key (only comments below it) keeps its zero value
+	}
+	if reflect.PointerTo(v.Type()).Implements(unmarshalerType) {
+		if err := n.Decode(v.Addr().Interface()); err != nil {
+			d.errorf(n, "%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+		}
+		return
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		p := reflect.New(v.Type().Elem())
+		d.value(n, p.Elem(), path)
+		v.Set(p)
+	case reflect.Struct:
+		d.mapping(n, v, path)
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			d.errorf(n, "%s must be a list, found %s", path, kindName(n))
+			return
+		}
+		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		for i, item := range n.Content {
+			d.value(item, s.Index(i), fmt.Sprintf("%s.%d", path, i))
+		}
+		v.Set(s)
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			d.errorf(n, "%s must be a mapping, found %s", path, kindName(n))
+			return
+		}
+		m := reflect.MakeMap(v.Type())
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			e := reflect.New(v.Type().Elem()).Elem()
+			d.value(n.Content[i+1], e, path+"."+k.Value)
+			m.SetMapIndex(reflect.ValueOf(k.Value), e)
+		}
+		v.Set(m)
+	case reflect.String:
+		if n.Kind != yaml.ScalarNode || n.Tag == "!!bool" {
+			d.errorf(n, "%s must be a string, found %s", path, kindName(n))
+			return
+		}
+		v.SetString(n.Value)
+	case reflect.Bool:
+		var b bool
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" || n.Decode(&b) != nil {
+			d.errorf(n, "%s must be true or false, found %s", path, kindName(n))
+			return
+		}
+		v.SetBool(b)
+	default:
+		panic("env: schema field of unsupported kind " + v.Kind().String())
+	}
+}
+
+// mapping decodes a YAML mapping into struct v, strictly.
+func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n, "%s must be a mapping, found %s", path, kindName(n))
+		return
+	}
+	fields := structFields(v.Type())
+	names := make([]string, 0, len(fields))
+	for name := range fields {
+		names = append(names, name)
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		f, ok := fields[k.Value]
+		if !ok {
+			msg := fmt.Sprintf("unknown key %s.%s", path, k.Value)
+			if s := closest(k.Value, names); s != "" {
+				msg += fmt.Sprintf("; did you mean %q?", s)
+			} else {
+				sort.Strings(names)
+				msg += " (known keys: " + strings.Join(names, ", ") + ")"
+			}
+			d.errorf(k, "%s", msg)
+			continue
+		}
+		seen[k.Value] = true
+		d.field(v.FieldByIndex(f.index), f, k, val, path+"."+k.Value)
+	}
+	d.required(n, fields, seen, path+".")
+}
+
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
+}
+
+// kindName describes a node for "must be X, found Y" messages, without its value
+// (values may be secrets).
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		switch n.Tag {
+		case "!!bool":
+			return "a boolean"
+		case "!!int", "!!float":
+			return "a number"
+		case "!!null":
+			return "nothing"
+		}
+		return "a string"
+	}
+	return "no document"
+}
+
+// closest returns the candidate nearest to s by edit distance, if it is near enough
+// to be a plausible typo.
+func closest(s string, candidates []string) string {
+	best, bestDist := "", len(s)/3+2
+	for _, c := range candidates {
+		if dist := levenshtein(strings.ToLower(s), c); dist < bestDist || dist == bestDist && best != "" && c < best {
+			best, bestDist = c, dist
+		}
+	}
+	return best
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

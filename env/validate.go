@@ -1,0 +1,226 @@
+package env
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"net/url"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"gopkg.in/yaml.v3"
+)
+
+type validator struct {
+	env *Env
+	*decoder
+}
+
+// at is the node of a dotted key path, for positions; nil (whole file) if absent.
+func (v *validator) at(path string) *yaml.Node { return v.env.nodes[path] }
+
+func (v *validator) validate() {
+	a, e := &v.env.Appliance, &v.env.ECS
+	v.domain(a.Domain)
+	v.tlsPair(a.SSL.Key, a.SSL.Cert)
+	if a.DKIM.Key == "" {
+		v.warnf(v.at("appliance"), "appliance.dkim.key is not set: outgoing mail will not be DKIM-signed")
+	} else {
+		v.rsaKey("appliance.dkim.key", a.DKIM.Key)
+	}
+	v.openpgpKey("appliance.backup.encrypt", a.Backup.Encrypt, true, false)
+	v.openpgpKey("ecs.vault_encrypt", e.VaultEncrypt, true, false)
+	v.openpgpKey("ecs.vault_sign", e.VaultSign, false, true)
+	v.backupURL(a.Backup.URL)
+	if m := a.Backup.Mount; m.Type != "" && (m.Source == "" || m.Target == "") {
+		v.errorf(v.at("appliance.backup.mount"), "appliance.backup.mount: type is set, so source and target are needed too")
+	}
+	for i, f := range a.Extra.Files {
+		p := fmt.Sprintf("appliance.extra.files.%d", i)
+		if !path.IsAbs(f.Path) {
+			v.errorf(v.at(p+".path"), "%s.path %q must be an absolute path", p, f.Path)
+		}
+		if _, err := strconv.ParseUint(f.Permissions, 8, 12); err != nil {
+			v.errorf(v.at(p+".permissions"), "%s.permissions %q must be an octal mode such as \"0600\"", p, f.Permissions)
+		}
+		if !ownerPattern.MatchString(f.Owner) {
+			v.errorf(v.at(p+".owner"), "%s.owner %q must be user or user:group", p, f.Owner)
+		}
+	}
+	if err := CheckCalendar(a.Update.OnCalendar); err != nil {
+		v.errorf(v.at("appliance.update.oncalendar"), "appliance.update.oncalendar: %v", err)
+	}
+	v.storage(&a.Storage.Setup)
+	for i, addr := range a.Cluster.Join {
+		if !hostPort.MatchString(addr) {
+			v.errorf(v.at(fmt.Sprintf("appliance.cluster.join.%d", i)), "appliance.cluster.join: %q must be host:port", addr)
+		}
+	}
+	if a.Cluster.Bind != "" && !hostPort.MatchString(a.Cluster.Bind) {
+		v.errorf(v.at("appliance.cluster.bind"), "appliance.cluster.bind %q must be host:port", a.Cluster.Bind)
+	}
+}
+
+var (
+	ownerPattern = regexp.MustCompile(`^[a-z_][a-z0-9_.-]*[$]?(:[a-z_][a-z0-9_.-]*[$]?)?$|^[0-9]+(:[0-9]+)?$`)
+	hostPort     = regexp.MustCompile(`^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$`)
+	dnsLabel     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+)
+
+func (v *validator) domain(d string) {
+	n := v.at("appliance.domain")
+	if d == "localhost" {
+		v.warnf(n, "appliance.domain is localhost: fine for a test machine, but mail, certificates and links need the real domain")
+		return
+	}
+	labels := strings.Split(strings.TrimSuffix(strings.ToLower(d), "."), ".")
+	if len(d) > 253 || len(labels) < 2 {
+		v.errorf(n, "appliance.domain %q must be a fully qualified domain name such as ecs.example.org", d)
+		return
+	}
+	for _, l := range labels {
+		if !dnsLabel.MatchString(l) {
+			v.errorf(n, "appliance.domain %q: %q is not a valid DNS label (letters, digits, inner hyphens, at most 63)", d, l)
+			return
+		}
+	}
+}
+
+func (v *validator) tlsPair(key, cert string) {
+	switch {
+	case key == "" && cert == "":
+		return
+	case key == "":
+		v.errorf(v.at("appliance.ssl.cert"), "appliance.ssl.cert is set but appliance.ssl.key is not: set both or neither")
+		return
+	case cert == "":
+		v.errorf(v.at("appliance.ssl.key"), "appliance.ssl.key is set but appliance.ssl.cert is not: set both or neither")
+		return
+	}
+	if _, err := tls.X509KeyPair([]byte(cert), []byte(key)); err != nil {
+		// The tls errors name what failed (no PEM, key/cert mismatch) without the values.
+		v.errorf(v.at("appliance.ssl.key"), "appliance.ssl.key and appliance.ssl.cert: %v", err)
+	}
+}
+
+func (v *validator) rsaKey(p, s string) {
+	block, _ := pem.Decode([]byte(s))
+	if block == nil {
+		v.errorf(v.at(p), "%s is not a PEM private key", p)
+		return
+	}
+	if _, err := x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
+		return
+	}
+	if k, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
+		if _, ok := k.(interface{ Size() int }); ok {
+			return
+		}
+	}
+	v.errorf(v.at(p), "%s is not an RSA private key in PEM (PKCS#1 or PKCS#8)", p)
+}
+
+// openpgpKey checks that s is an unprotected OpenPGP secret key that can do what its
+// consumer needs.
+func (v *validator) openpgpKey(p, s string, encrypt, sign bool) {
+	n := v.at(p)
+	if s == "" {
+		return // the decoder already reported the missing key
+	}
+	ents, err := openpgp.ReadArmoredKeyRing(strings.NewReader(s))
+	if err != nil {
+		v.errorf(n, "%s is not an ASCII-armored OpenPGP key: %v", p, err)
+		return
+	}
+	if len(ents) != 1 {
+		v.errorf(n, "%s must hold exactly one OpenPGP key, found %d", p, len(ents))
+		return
+	}
+	ent, now := ents[0], time.Now()
+	if ent.PrivateKey == nil {
+		v.errorf(n, "%s is a public key; the appliance needs the secret key (gpg --export-secret-keys --armor)", p)
+		return
+	}
+	if ent.PrivateKey.Encrypted {
+		v.errorf(n, "%s is protected by a passphrase; the appliance cannot unlock it at boot", p)
+		return
+	}
+	if encrypt {
+		if k, ok := ent.EncryptionKey(now); !ok || k.PrivateKey == nil {
+			v.errorf(n, "%s has no usable encryption key with its secret part (expired, revoked or sign-only?)", p)
+		}
+	}
+	if sign {
+		if k, ok := ent.SigningKey(now); !ok || k.PrivateKey == nil {
+			v.errorf(n, "%s has no usable signing key with its secret part (expired, revoked or encrypt-only?)", p)
+		}
+	}
+}
+
+// backupSchemes are the duplicity backends (duplicity(1), "URL format").
+var backupSchemes = map[string]bool{
+	"file": true, "ftp": true, "ftps": true, "sftp": true, "scp": true, "ssh": true, "rsync": true,
+	"s3": true, "s3+http": true, "boto3+s3": true, "gs": true, "swift": true, "webdav": true,
+	"webdavs": true, "b2": true, "azure": true, "cf+http": true, "dpbx": true, "gdocs": true,
+	"imap": true, "imaps": true, "mega": true, "megav2": true, "megav3": true, "onedrive": true,
+	"pydrive": true, "pydrive+gdocs": true, "multi": true, "rclone": true, "hsi": true, "tahoe": true,
+	"xorriso": true, "box": true, "dropbox": true, "copy": true, "jottacloud": true, "pca": true,
+	"lftp+ftp": true, "lftp+ftps": true, "lftp+sftp": true, "lftp+webdav": true, "lftp+webdavs": true,
+	"pexpect+scp": true, "pexpect+sftp": true, "paramiko+scp": true, "paramiko+sftp": true,
+	"gio+file": true, "gio+ftp": true, "gio+sftp": true, "gio+ssh": true, "gio+smb": true, "gio+dav": true,
+	"par2+file": true, "par2+sftp": true, "par2+s3": true, "par2+rsync": true,
+}
+
+func (v *validator) backupURL(s string) {
+	n := v.at("appliance.backup.url")
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" {
+		v.errorf(n, "appliance.backup.url must be a duplicity URL such as file:///volatile/backup/ or sftp://user@host/path")
+		return
+	}
+	if !backupSchemes[strings.ToLower(u.Scheme)] {
+		v.errorf(n, "appliance.backup.url: %q is not a duplicity backend scheme (file, sftp, rsync, s3, webdavs, …)", u.Scheme)
+	}
+}
+
+func (v *validator) storage(s *StorageSetup) {
+	labels := map[string]bool{}
+	for i, d := range s.Disks {
+		p := fmt.Sprintf("appliance.storage.setup.disks.%d", i)
+		if !path.IsAbs(d.Device) {
+			v.errorf(v.at(p+".device"), "%s.device %q must be a block device path such as /dev/vdb", p, d.Device)
+		}
+		var percent int
+		for j, part := range d.Partitions {
+			pp := fmt.Sprintf("%s.partitions.%d", p, j)
+			if len(part.Label) > 16 && part.Format == "ext4" {
+				v.errorf(v.at(pp+".label"), "%s.label %q is longer than the 16 characters an ext4 label may have", pp, part.Label)
+			}
+			if labels[part.Label] {
+				v.errorf(v.at(pp+".label"), "%s.label %q is used twice", pp, part.Label)
+			}
+			labels[part.Label] = true
+			if part.Format != "ext4" && part.Format != "swap" {
+				v.errorf(v.at(pp+".format"), "%s.format %q must be ext4 or swap", pp, part.Format)
+			}
+			if part.Size.Rest && j != len(d.Partitions)-1 {
+				v.errorf(v.at(pp), "%s: only the last partition can take the rest of the disk", pp)
+			}
+			percent += part.Size.Percent
+		}
+		if percent > 100 {
+			v.errorf(v.at(p+".partitions"), "%s.partitions: the percentages add up to %d%%", p, percent)
+		}
+	}
+	// The original's format: options were "-L label" style arguments to mkfs.
+	for dev, f := range s.Format {
+		if f.FSType != "" && f.FSType != "ext4" && f.FSType != "swap" {
+			v.errorf(v.at("appliance.storage.setup.format."+dev), "appliance.storage.setup.format.%s.fstype %q must be ext4 or swap", dev, f.FSType)
+		}
+	}
+}
