@@ -62,13 +62,37 @@ func Parse(name string, data []byte) (*Env, []Warning, error) {
 	return e, d.warns, nil
 }
 
+// Decode decodes one YAML document strictly into v, a pointer to a struct with yaml
+// and env tags, by the rules of env.yml's appliance: section: unknown keys, wrong
+// types and missing required keys are errors with file:line:column. It is for the
+// other YAML files the tools read (extra.yml, …), so they report problems alike.
+// An empty document leaves v unchanged.
+func Decode(name string, data []byte, v any) ([]Warning, error) {
+	root, err := parseDocument(name, data)
+	if err != nil {
+		var list ErrorList
+		if errors.As(err, &list) && list[0].Msg == noDocument {
+			return nil, nil
+		}
+		return nil, err
+	}
+	d := &decoder{file: name, nodes: map[string]*yaml.Node{}}
+	d.mapping(root.Content[0], reflect.ValueOf(v).Elem(), "")
+	if len(d.errs) > 0 {
+		return d.warns, d.errs
+	}
+	return d.warns, nil
+}
+
+const noDocument = "the file holds no YAML document"
+
 // parseDocument parses exactly one YAML mapping document.
 func parseDocument(name string, data []byte) (*yaml.Node, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var root yaml.Node
 	if err := dec.Decode(&root); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, ErrorList{{Position{name, 1, 1}, "the file holds no YAML document"}}
+			return nil, ErrorList{{Position{name, 1, 1}, noDocument}}
 		}
 		return nil, syntaxError(name, data, err)
 	}
@@ -115,17 +139,41 @@ var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 // syntaxError turns a yaml.v3 error ("yaml: line 5: …") into a positioned Error. The
 // parser does not report columns, so the column is where that line's text starts.
 func syntaxError(name string, data []byte, err error) error {
-	msg := err.Error()
-	m := yamlLine.FindStringSubmatch(msg)
+	m := yamlLine.FindStringSubmatch(err.Error())
 	if m == nil {
-		return ErrorList{{Position{File: name}, "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}}
+		return ErrorList{{Position{File: name}, "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
 	}
-	line, _ := strconv.Atoi(m[1])
+	line := problemLine(data, m[2])
+	if line == 0 {
+		line, _ = strconv.Atoi(m[1])
+	}
 	col := 1
 	if lines := bytes.Split(data, []byte("\n")); line >= 1 && line <= len(lines) {
 		col = len(lines[line-1]) - len(bytes.TrimLeft(lines[line-1], " ")) + 1
 	}
 	return ErrorList{{Position{name, line, col}, "invalid YAML: " + m[2]}}
+}
+
+// problemLine finds the line a syntax error is on, or 0. yaml.v3 names the line where
+// the enclosing construct starts (line 1 for a bad indentation at line 4), so this
+// looks for the fewest leading lines that fail with the same message: the problem is
+// on the last of them. It runs only on failure, on files of at most MaxSize.
+func problemLine(data []byte, msg string) int {
+	end := 0
+	for i := 1; end < len(data); i++ {
+		if j := bytes.IndexByte(data[end:], '\n'); j >= 0 {
+			end += j + 1
+		} else {
+			end = len(data)
+		}
+		var n yaml.Node
+		if err := yaml.Unmarshal(data[:end], &n); err != nil {
+			if m := yamlLine.FindStringSubmatch(err.Error()); m != nil && m[2] == msg {
+				return i
+			}
+		}
+	}
+	return 0
 }
 
 // decoder fills the schema structs from YAML nodes, collecting every error instead of
@@ -207,8 +255,8 @@ func (d *decoder) field(v reflect.Value, f fieldInfo, k, val *yaml.Node, path st
 	d.value(val, v, path)
 }
 
-// required reports required keys that are absent from mapping n.
-func (d *decoder) required(n *yaml.Node, fields map[string]fieldInfo, seen map[string]bool, prefix string) {
+// required reports required keys that are absent from mapping n at path.
+func (d *decoder) required(n *yaml.Node, fields map[string]fieldInfo, seen map[string]bool, path string) {
 	var missing []string
 	for name, f := range fields {
 		if f.tag == "required" && !seen[name] {
@@ -217,7 +265,7 @@ func (d *decoder) required(n *yaml.Node, fields map[string]fieldInfo, seen map[s
 	}
 	sort.Strings(missing)
 	for _, name := range missing {
-		d.errorf(n, "missing required key %s%s", prefix, name)
+		d.errorf(n, "missing required key %s", join(path, name))
 	}
 }
 
@@ -256,7 +304,7 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, item := range n.Content {
-			d.value(item, s.Index(i), fmt.Sprintf("%s.%d", path, i))
+			d.value(item, s.Index(i), join(path, strconv.Itoa(i)))
 		}
 		v.Set(s)
 	case reflect.Map:
@@ -268,7 +316,7 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k := n.Content[i]
 			e := reflect.New(v.Type().Elem()).Elem()
-			d.value(n.Content[i+1], e, path+"."+k.Value)
+			d.value(n.Content[i+1], e, join(path, k.Value))
 			m.SetMapIndex(reflect.ValueOf(k.Value), e)
 		}
 		v.Set(m)
@@ -306,7 +354,7 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 		k, val := n.Content[i], n.Content[i+1]
 		f, ok := fields[k.Value]
 		if !ok {
-			msg := fmt.Sprintf("unknown key %s.%s", path, k.Value)
+			msg := "unknown key " + join(path, k.Value)
 			if s := closest(k.Value, names); s != "" {
 				msg += fmt.Sprintf("; did you mean %q?", s)
 			} else {
@@ -317,9 +365,17 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		seen[k.Value] = true
-		d.field(v.FieldByIndex(f.index), f, k, val, path+"."+k.Value)
+		d.field(v.FieldByIndex(f.index), f, k, val, join(path, k.Value))
 	}
-	d.required(n, fields, seen, path+".")
+	d.required(n, fields, seen, path)
+}
+
+// join appends key to a dotted key path.
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
 }
 
 func isNull(n *yaml.Node) bool {

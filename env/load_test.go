@@ -168,7 +168,7 @@ func TestAllErrorsListedInFileOrder(t *testing.T) {
 
 func TestMalformedYAMLPositioned(t *testing.T) {
 	cases := map[string]string{
-		"#cloud-config\nappliance:\n  domain: [x\n":              "env.yml:2:1: invalid YAML: did not find expected ',' or ']'",
+		"#cloud-config\nappliance:\n  domain: [x\n":              "env.yml:3:3: invalid YAML: did not find expected ',' or ']'",
 		"#cloud-config\nappliance:\n\tdomain: x\n":               "env.yml:3:1: invalid YAML: found character that cannot start any token",
 		"#cloud-config\nappliance: {}\nappliance: {}\n":          "env.yml:3:1: invalid YAML: key \"appliance\" is already defined at line 2",
 		"#cloud-config\n- a\n":                                   "env.yml:2:1: env.yml must be a mapping",

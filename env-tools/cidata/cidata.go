@@ -1,0 +1,119 @@
+// Package cidata writes the NoCloud seed an admin attaches to the VM: an ISO9660
+// image with Rock Ridge and Joliet, volume id "cidata", holding user-data (the
+// env.yml), meta-data and env.yml.pdf — what the original made with
+// `genisoimage -volid cidata -joliet -rock`.
+package cidata
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/diskfs/go-diskfs/backend/file"
+	"github.com/diskfs/go-diskfs/filesystem/iso9660"
+
+	"github.com/ethikkom/ecs-appliance/internal/atomicfile"
+)
+
+// VolumeID is the label cloud-init's NoCloud datasource looks for.
+const VolumeID = "cidata"
+
+const blockSize = 2048
+
+// Files is the content of the seed. All three are secret or derived from secrets.
+type Files struct {
+	UserData []byte // env.yml, stored byte for byte
+	MetaData []byte // MetaData(domain), or the admin's meta-data.custom
+	PDF      []byte // env.yml.pdf, the paper backup
+}
+
+// MetaData is the original's default meta-data for domain, which must be a valid
+// host name (env validation guarantees it).
+//
+// The instance-id stays the same for every env on purpose: cloud-init treats a
+// changed instance-id as a new instance and regenerates host keys and reruns its
+// per-instance modules, so a rebuilt seed must not change it.
+func MetaData(domain string) []byte {
+	return fmt.Appendf(nil, "instance-id: iid-cloud-default\nlocal-hostname: %s\n", domain)
+}
+
+// Write atomically replaces path with a seed image holding files. The image holds
+// the env, so it is created 0600. On error neither path nor any temporary file or
+// directory is left behind.
+func Write(path string, files Files) error {
+	if len(files.UserData) == 0 || len(files.MetaData) == 0 || len(files.PDF) == 0 {
+		return errors.New("cidata: user-data, meta-data and env.yml.pdf must all be non-empty")
+	}
+	out, err := atomicfile.Create(path, atomicfile.Options{Perm: 0o600})
+	if err != nil {
+		return err
+	}
+	defer out.Abort()
+
+	// go-diskfs builds the image from a directory tree. It lives next to the target
+	// rather than in /tmp so the plaintext stays on the filesystem that receives it
+	// anyway; MkdirTemp makes it 0700 and the files are 0600.
+	ws, err := os.MkdirTemp(filepath.Dir(path), "."+filepath.Base(path)+".work-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(ws)
+
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{
+		{"user-data", files.UserData},
+		{"meta-data", files.MetaData},
+		{"env.yml.pdf", files.PDF},
+	} {
+		if err := writeNew(filepath.Join(ws, f.name), f.data); err != nil {
+			return err
+		}
+	}
+
+	fs, err := iso9660.Create(file.New(out.File, false), 0, 0, blockSize, ws)
+	if err != nil {
+		return fmt.Errorf("cidata: %w", err)
+	}
+	if err := fs.Finalize(iso9660.FinalizeOptions{RockRidge: true, Joliet: true, VolumeIdentifier: VolumeID}); err != nil {
+		return fmt.Errorf("cidata: %w", err)
+	}
+	// Finalize writes sparsely and need not end exactly at the volume's last block.
+	size, err := volumeSize(out.File)
+	if err != nil {
+		return err
+	}
+	if err := out.Truncate(size); err != nil {
+		return err
+	}
+	return out.Commit()
+}
+
+// writeNew creates name exclusively with mode 0600 and writes data to it.
+func writeNew(name string, data []byte) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// volumeSize reads the volume space size (in logical blocks, ECMA-119 8.4.8) from
+// the primary volume descriptor at sector 16.
+func volumeSize(f *os.File) (int64, error) {
+	var pvd [88]byte
+	if _, err := f.ReadAt(pvd[:], 16*blockSize); err != nil {
+		return 0, fmt.Errorf("cidata: reading primary volume descriptor: %w", err)
+	}
+	if pvd[0] != 1 || string(pvd[1:6]) != "CD001" {
+		return 0, errors.New("cidata: no primary volume descriptor at sector 16")
+	}
+	return int64(binary.LittleEndian.Uint32(pvd[80:84])) * blockSize, nil
+}
