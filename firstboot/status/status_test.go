@@ -1,0 +1,50 @@
+package status
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPublishEscapesAndReadsBack(t *testing.T) {
+	root := t.TempDir()
+	s := Status{State: Error, Title: "Appliance Error", Message: `storage: <script>alert("x")</script> & more`,
+		Phase: "storage", Domain: "ecs.example.org", Time: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+	if err := Publish(root, s); err != nil {
+		t.Fatal(err)
+	}
+	html, err := os.ReadFile(filepath.Join(root, PagePath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(html), "<script>") || !strings.Contains(string(html), "&lt;script&gt;") {
+		t.Errorf("message not escaped:\n%s", html)
+	}
+	for _, want := range []string{"<title>Appliance Error · ecs.example.org</title>", `class="state-error"`, "<dd>storage</dd>", "2026-11-24 12:00:00 UTC"} {
+		if !strings.Contains(string(html), want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	got, err := Read(root)
+	if err != nil || got != s {
+		t.Errorf("Read = %+v, %v; want %+v", got, err, s)
+	}
+}
+
+func TestRunningRemovesThePage(t *testing.T) {
+	root := t.TempDir()
+	if err := Publish(root, Status{State: Starting, Title: "Appliance Startup", Time: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Publish(root, Status{State: Running, Title: "Appliance Running", Time: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, PagePath)); !os.IsNotExist(err) {
+		t.Errorf("page still there: %v", err)
+	}
+	if s, err := Read(root); err != nil || s.State != Running {
+		t.Errorf("json: %+v %v", s, err)
+	}
+}
