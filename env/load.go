@@ -68,20 +68,33 @@ func Parse(name string, data []byte) (*Env, []Warning, error) {
 // other YAML files the tools read (extra.yml, …), so they report problems alike.
 // An empty document leaves v unchanged.
 func Decode(name string, data []byte, v any) ([]Warning, error) {
+	_, warns, err := DecodeAt(name, data, v)
+	return warns, err
+}
+
+// DecodeAt is Decode that also says where the values were: the position of each key's
+// value by dotted key path ("appliance.sentry.dsn", "appliance.extra.files.0"), for
+// every key in the file, also when decoding failed. Callers that check values further
+// use it to point at them, and to tell a key set to nothing from an absent one.
+func DecodeAt(name string, data []byte, v any) (map[string]Position, []Warning, error) {
 	root, err := parseDocument(name, data)
 	if err != nil {
 		var list ErrorList
 		if errors.As(err, &list) && list[0].Msg == noDocument {
-			return nil, nil
+			return nil, nil, nil
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	d := &decoder{file: name, nodes: map[string]*yaml.Node{}}
 	d.mapping(root.Content[0], reflect.ValueOf(v).Elem(), "")
-	if len(d.errs) > 0 {
-		return d.warns, d.errs
+	at := make(map[string]Position, len(d.nodes))
+	for path, n := range d.nodes {
+		at[path] = d.pos(n)
 	}
-	return d.warns, nil
+	if len(d.errs) > 0 {
+		return at, d.warns, d.errs
+	}
+	return at, d.warns, nil
 }
 
 const noDocument = "the file holds no YAML document"
@@ -98,7 +111,7 @@ func parseDocument(name string, data []byte) (*yaml.Node, error) {
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
-		return nil, ErrorList{{Position{name, extra.Line, extra.Column}, "a second YAML document starts here; env.yml must be one document (remove the '---')"}}
+		return nil, ErrorList{{Position{name, extra.Line, extra.Column}, "a second YAML document starts here; the file must be one document (remove the '---')"}}
 	} else if !errors.Is(err, io.EOF) {
 		return nil, syntaxError(name, data, err)
 	}
@@ -107,7 +120,7 @@ func parseDocument(name string, data []byte) (*yaml.Node, error) {
 		if len(root.Content) == 1 {
 			n = root.Content[0]
 		}
-		return nil, ErrorList{{Position{name, n.Line, n.Column}, "env.yml must be a mapping of keys (appliance:, ecs:, …), found " + kindName(n)}}
+		return nil, ErrorList{{Position{name, n.Line, n.Column}, "the file must be a mapping of keys, found " + kindName(n)}}
 	}
 	if errs := duplicateKeys(name, &root, nil); len(errs) > 0 {
 		return nil, errs

@@ -171,7 +171,7 @@ func TestMalformedYAMLPositioned(t *testing.T) {
 		"#cloud-config\nappliance:\n  domain: [x\n":              "env.yml:3:3: invalid YAML: did not find expected ',' or ']'",
 		"#cloud-config\nappliance:\n\tdomain: x\n":               "env.yml:3:1: invalid YAML: found character that cannot start any token",
 		"#cloud-config\nappliance: {}\nappliance: {}\n":          "env.yml:3:1: invalid YAML: key \"appliance\" is already defined at line 2",
-		"#cloud-config\n- a\n":                                   "env.yml:2:1: env.yml must be a mapping",
+		"#cloud-config\n- a\n":                                   "env.yml:2:1: the file must be a mapping",
 		"#cloud-config\na: 1\n---\nb: 2\n":                       "env.yml:3:1: a second YAML document",
 		"#cloud-config\n":                                        "env.yml:1:1: the file holds no YAML document",
 		"#cloud-config\nappliance:\n  domain: x\n   backup: y\n": "env.yml:4:",

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net/url"
 	"path"
@@ -45,11 +46,11 @@ func (v *validator) validate() {
 		if !path.IsAbs(f.Path) {
 			v.errorf(v.at(p+".path"), "%s.path %q must be an absolute path", p, f.Path)
 		}
-		if _, err := strconv.ParseUint(f.Permissions, 8, 12); err != nil {
-			v.errorf(v.at(p+".permissions"), "%s.permissions %q must be an octal mode such as \"0600\"", p, f.Permissions)
+		if err := CheckPermissions(f.Permissions); err != nil {
+			v.errorf(v.at(p+".permissions"), "%s.permissions %q %v", p, f.Permissions, err)
 		}
-		if !ownerPattern.MatchString(f.Owner) {
-			v.errorf(v.at(p+".owner"), "%s.owner %q must be user or user:group", p, f.Owner)
+		if err := CheckOwner(f.Owner); err != nil {
+			v.errorf(v.at(p+".owner"), "%s.owner %q %v", p, f.Owner, err)
 		}
 	}
 	if err := CheckCalendar(a.Update.OnCalendar); err != nil {
@@ -223,4 +224,23 @@ func (v *validator) storage(s *StorageSetup) {
 			v.errorf(v.at("appliance.storage.setup.format."+dev), "appliance.storage.setup.format.%s.fstype %q must be ext4 or swap", dev, f.FSType)
 		}
 	}
+}
+
+// CheckOwner reports whether s is an owner of appliance.extra.files as Parse accepts
+// it: user or user:group, names as useradd(8) allows them, or numeric ids. The error
+// does not repeat s.
+func CheckOwner(s string) error {
+	if !ownerPattern.MatchString(s) {
+		return errors.New("must be user or user:group")
+	}
+	return nil
+}
+
+// CheckPermissions reports whether s is a file mode of appliance.extra.files as Parse
+// accepts it: octal, such as "0600". The error does not repeat s.
+func CheckPermissions(s string) error {
+	if _, err := strconv.ParseUint(s, 8, 12); err != nil {
+		return errors.New(`must be an octal mode such as "0600"`)
+	}
+	return nil
 }

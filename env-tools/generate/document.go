@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/ethikkom/ecs-appliance/env"
 	"gopkg.in/yaml.v3"
 )
 
@@ -68,8 +69,8 @@ func document(domain string, x *extra, s *secrets) *yaml.Node {
 	top.comment("")
 
 	top.comment("# ssh public keys for root and app; cloud-init reads them too")
-	if len(x.sshKeys) > 0 {
-		top.add("ssh_authorized_keys", strList(x.sshKeys))
+	if len(x.SSHAuthorizedKeys) > 0 {
+		top.add("ssh_authorized_keys", strList(x.SSHAuthorizedKeys))
 	} else {
 		// cloud-init's schema rejects an empty or null list, so the key is left out.
 		top.comment(`# ssh_authorized_keys:`, `#   - "ssh-ed25519 AAAA... somebody@somewhere"`)
@@ -144,6 +145,7 @@ func dkimTXT(public string) []string {
 }
 
 func appliance(domain string, x *extra, s *secrets) *mapping {
+	xa := &x.Appliance
 	a := newMapping()
 	a.comment("# standby: true  # if true, the appliance does not activate")
 	a.add("domain", str(domain))
@@ -158,19 +160,19 @@ func appliance(domain string, x *extra, s *secrets) *mapping {
 		"# cert: |  # they are used instead of letsencrypt",
 	}, "\n")
 
-	if x.sentryDSN != "" {
+	if xa.Sentry.DSN != "" {
 		a.comment("# errors are reported to sentry; ecs.settings SENTRY_DSN is set to the same")
-		a.sub("sentry").add("dsn", str(x.sentryDSN))
+		a.sub("sentry").add("dsn", str(xa.Sentry.DSN))
 	} else {
 		a.comment("# sentry:", "#   dsn: 'https://url'  # report errors to sentry")
 	}
 
-	if m := x.metric; m.exporter != nil || m.server != nil || m.gui != nil || m.pghero != nil {
+	if m := xa.Metric; m != (metric{}) {
 		mm := a.sub("metric")
 		for _, f := range []struct {
 			key string
 			v   *bool
-		}{{"exporter", m.exporter}, {"server", m.server}, {"gui", m.gui}, {"pghero", m.pghero}} {
+		}{{"exporter", m.Exporter}, {"server", m.Server}, {"gui", m.GUI}, {"pghero", m.PgHero}} {
 			if f.v != nil {
 				mm.add(f.key, boolean(*f.v))
 			}
@@ -180,22 +182,22 @@ func appliance(domain string, x *extra, s *secrets) *mapping {
 			"#   exporter: false", "#   server: false", "#   gui: false", "#   pghero: false")
 	}
 
-	if !addGit(a, x.applianceGit) {
+	if !addGit(a, xa.Git) {
 		a.comment("# git:  # where the appliance updates itself from",
 			"#   source: https://github.com/ecs-org/ecs-appliance.git", "#   branch: master")
 	}
 
-	if len(x.files) > 0 {
+	if len(xa.Extra.Files) > 0 {
 		files := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
-		for _, f := range x.files {
+		for _, f := range xa.Extra.Files {
 			fm := newMapping()
-			fm.add("path", str(f.path))
-			fm.add("contents", str(f.contents))
-			if f.owner != "" {
-				fm.add("owner", str(f.owner))
+			fm.add("path", str(f.Path))
+			fm.add("contents", str(f.Contents))
+			if f.Owner != "" {
+				fm.add("owner", str(f.Owner))
 			}
-			if f.permissions != "" {
-				fm.add("permissions", str(f.permissions))
+			if f.Permissions != "" {
+				fm.add("permissions", str(f.Permissions))
 			}
 			files.Content = append(files.Content, fm.node)
 		}
@@ -210,12 +212,14 @@ func appliance(domain string, x *extra, s *secrets) *mapping {
 
 	a.comment("# XXX do not update between 00:30 and 06:30 (backup window); use metrics and",
 		"# alerting when updating automatically")
-	if u := x.update; u != nil {
+	if u := xa.Update; u != nil {
 		um := a.sub("update")
-		if u.oncalendar != "" {
-			um.add("oncalendar", str(u.oncalendar))
+		if u.OnCalendar != "" {
+			um.add("oncalendar", str(u.OnCalendar))
 		}
-		um.add("automatic", boolean(u.automatic))
+		// As in the original template, a given update section always states
+		// automatic, true unless set.
+		um.add("automatic", boolean(u.Automatic == nil || *u.Automatic))
 	} else {
 		a.comment("# update:", "#   automatic: true  # false disables automatic updates",
 			`#   oncalendar: "*-*-* 06:30:00"  # systemd OnCalendar, this is the default`)
@@ -244,12 +248,12 @@ func appliance(domain string, x *extra, s *secrets) *mapping {
 }
 
 // addGit adds a git section with the keys that are set; false if none are.
-func addGit(m *mapping, g git) bool {
-	if g == (git{}) {
+func addGit(m *mapping, g env.Git) bool {
+	if g == (env.Git{}) {
 		return false
 	}
 	gm := m.sub("git")
-	for _, f := range [][2]string{{"source", g.source}, {"branch", g.branch}, {"commitid", g.commitid}} {
+	for _, f := range [][2]string{{"source", g.Source}, {"branch", g.Branch}, {"commitid", g.CommitID}} {
 		if f[1] != "" {
 			gm.add(f[0], str(f[1]))
 		}
@@ -259,7 +263,7 @@ func addGit(m *mapping, g git) bool {
 
 func ecs(domain string, x *extra, s *secrets) *mapping {
 	e := newMapping()
-	if !addGit(e, x.ecsGit) {
+	if !addGit(e, x.ECS.Git) {
 		e.comment("# git:  # where ECS is built from",
 			"#   source: https://github.com/ecs-org/ecs.git", "#   branch: stable")
 	}
@@ -269,7 +273,7 @@ func ecs(domain string, x *extra, s *secrets) *mapping {
 		return u.node
 	}())
 	e.comment("# Python appended to the Django settings of ECS")
-	e.add("settings", str(settings(domain, x.sentryDSN, s)))
+	e.add("settings", str(settings(domain, x.Appliance.Sentry.DSN, s)))
 	e.comment("# secret OpenPGP key (uid ecs_mediaserver) the document vault encrypts with")
 	e.add("vault_encrypt", str(s.vaultEncrypt))
 	e.comment("# secret OpenPGP key (uid ecs_authority) the document vault signs with")
