@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -282,7 +283,10 @@ func (d *decoder) required(n *yaml.Node, fields map[string]fieldInfo, seen map[s
 	}
 }
 
-var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+var (
+	unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+	durationType    = reflect.TypeOf(time.Duration(0))
+)
 
 // value decodes node n into v; path is the dotted key path for messages.
 func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
@@ -301,6 +305,15 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		if err := n.Decode(v.Addr().Interface()); err != nil {
 			d.errorf(n, "%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
 		}
+		return
+	}
+	if v.Type() == durationType {
+		dur, err := time.ParseDuration(n.Value)
+		if n.Kind != yaml.ScalarNode || err != nil || dur <= 0 {
+			d.errorf(n, "%s must be a positive duration such as 5s or 2m", path)
+			return
+		}
+		v.SetInt(int64(dur))
 		return
 	}
 	switch v.Kind() {
