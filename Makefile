@@ -11,6 +11,9 @@ TEST_TOOLS := gpg:gnupg pdftoppm:poppler-utils pdftotext:poppler-utils zbarimg:z
 	sgdisk:gdisk mkfs.vfat:dosfstools mcopy:mtools convert-im6.q16:imagemagick \
 	blkid:util-linux partx:util-linux losetup:mount sfdisk:fdisk systemd-analyze:systemd
 
+# C libraries the state store (go-dqlite, cgo) builds against.
+DEV_PACKAGES := libdqlite-dev libraft-dev libsqlite3-dev libuv1-dev liblz4-dev pkg-config gcc
+
 .PHONY: all build test test-deps lint bench image clean
 
 all: build
@@ -26,6 +29,9 @@ test-deps:
 	@missing=(); for pair in $(TEST_TOOLS); do \
 		command -v "$${pair%%:*}" >/dev/null || missing+=("$${pair#*:}"); \
 	done; \
+	for pkg in $(DEV_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' "$$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$$pkg"); \
+	done; \
 	if [ $${#missing[@]} -gt 0 ]; then \
 		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 		echo "installing test tools: $${missing[*]}"; \
@@ -33,7 +39,7 @@ test-deps:
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$(printf '%s\n' "$${missing[@]}" | sort -u); \
 	fi
 
-lint:
+lint: test-deps
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...

@@ -30,8 +30,8 @@ type Stack struct {
 	Deadline time.Duration `yaml:"deadline"`
 }
 
-// Check is one health check: an HTTP GET answered with a status below 500
-// (the status page itself answers 503), or a TCP connect.
+// Check is one health check: an HTTP GET that gets any answer (nginx answers 503
+// while the status page is up), or a TCP connect.
 type Check struct {
 	Name string `yaml:"name"`
 	HTTP string `yaml:"http"`
