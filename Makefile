@@ -4,6 +4,10 @@ export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BIN := bin
+# Tests and vet use Debian's SQLite, the one the static agent links, not go-sqlite3's copy.
+export GOFLAGS := -tags=libsqlite3
+
+include firstboot/static.mk
 
 # command:Debian package for every real tool the tests run against.
 TEST_TOOLS := gpg:gnupg pdftoppm:poppler-utils pdftotext:poppler-utils zbarimg:zbar-tools \
@@ -11,26 +15,20 @@ TEST_TOOLS := gpg:gnupg pdftoppm:poppler-utils pdftotext:poppler-utils zbarimg:z
 	sgdisk:gdisk mkfs.vfat:dosfstools mcopy:mtools convert-im6.q16:imagemagick \
 	blkid:util-linux partx:util-linux losetup:mount sfdisk:fdisk systemd-analyze:systemd
 
-# C libraries the state store (go-dqlite, cgo) builds against.
-DEV_PACKAGES := libdqlite-dev libraft-dev libsqlite3-dev libuv1-dev liblz4-dev pkg-config gcc
-
 .PHONY: all build test test-deps lint bench image clean
 
 all: build
 
-build:
+build: appliance-agent-static
 	$(GO) build -o $(BIN)/ ./env-tools/cmd/ecs-env
 
 ## test: install the Debian tools the tests need (when missing), then run every test.
 test: test-deps
 	$(GO) test -timeout 25m ./...
 
-test-deps:
+test-deps: static-deps
 	@missing=(); for pair in $(TEST_TOOLS); do \
 		command -v "$${pair%%:*}" >/dev/null || missing+=("$${pair#*:}"); \
-	done; \
-	for pkg in $(DEV_PACKAGES); do \
-		dpkg-query -W -f='$${Status}' "$$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$$pkg"); \
 	done; \
 	if [ $${#missing[@]} -gt 0 ]; then \
 		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
