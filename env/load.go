@@ -116,6 +116,9 @@ func parseDocument(name string, data []byte) (*yaml.Node, error) {
 	} else if !errors.Is(err, io.EOF) {
 		return nil, syntaxError(name, data, err)
 	}
+	if len(root.Content) == 1 && isNull(root.Content[0]) {
+		return nil, ErrorList{{Position{name, 1, 1}, noDocument}} // "~" or a lone "---"
+	}
 	if len(root.Content) != 1 || root.Content[0].Kind != yaml.MappingNode {
 		n := &root
 		if len(root.Content) == 1 {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ethikkom/ecs-appliance/env"
 )
 
 func TestLoadMissingFileGivesDefaults(t *testing.T) {
@@ -67,32 +69,34 @@ func TestParseErrorsArePositioned(t *testing.T) {
 		doc  string
 		want []string
 	}{
-		{"sourcse: [local]\n", []string{`agent.yml:1:1: unknown key "sourcse"`}},
+		{"sourcse: [local]\n", []string{`agent.yml:1:1: unknown key sourcse; did you mean "sources"?`}},
 		{"sources: [local, cidata]\n", []string{`agent.yml:1:18: unknown source "cidata"`}},
 		{"sources:\n  - local\n  - local\n", []string{`agent.yml:3:5: source "local" is listed twice`}},
 		{"sources: []\n", []string{`agent.yml:1:10: sources must name at least one source`}},
-		{"sources: local\n", []string{`agent.yml:1:10: sources must be a list`}},
-		{"sources: [[local]]\n", []string{`agent.yml:1:11: each entry of sources must be a source name`}},
-		{"budget: 5\n", []string{`agent.yml:1:9: budget "5" is not a positive duration`}},
-		{"budget: fast\n", []string{`agent.yml:1:9: budget "fast" is not a positive duration`}},
-		{"budget: -1s\n", []string{`agent.yml:1:9: budget "-1s" is not a positive duration`}},
-		{"budget: [5s]\n", []string{`agent.yml:1:9: budget must be a duration`}},
-		{"endpoints:\n  azure: http://x\n", []string{`agent.yml:2:3: unknown key "azure" in endpoints`}},
+		{"sources:\n", []string{`agent.yml:1:9: sources must name at least one source`}},
+		{"sources: local\n", []string{`agent.yml:1:10: sources must be a list, found a string`}},
+		{"sources: [[local]]\n", []string{`agent.yml:1:11: sources.0 must be a string, found a list`}},
+		{"budget: 5\n", []string{`agent.yml:1:9: budget must be a positive duration such as 5s`}},
+		{"budget: fast\n", []string{`agent.yml:1:9: budget must be a positive duration`}},
+		{"budget: -1s\n", []string{`agent.yml:1:9: budget must be a positive duration`}},
+		{"budget: [5s]\n", []string{`agent.yml:1:9: budget must be a positive duration`}},
+		{"endpoints:\n  azure: http://x\n", []string{`agent.yml:2:3: unknown key endpoints.azure (known keys: ec2, gce, openstack)`}},
 		{"endpoints:\n  ec2: 169.254.169.254\n", []string{`agent.yml:2:8: endpoints.ec2 must be an http:// or https:// base URL`}},
 		{"endpoints:\n  gce: ftp://x\n", []string{`agent.yml:2:8: endpoints.gce must be an http://`}},
-		{"endpoints: http://x\n", []string{`agent.yml:1:12: endpoints must be a mapping`}},
-		{"budget: 1s\nbudget: 2s\n", []string{`agent.yml:2:1: key "budget" appears twice`}},
-		{"- local\n", []string{`agent.yml:1:1: agent.yml must be a mapping`}},
+		{"endpoints: http://x\n", []string{`agent.yml:1:12: endpoints must be a mapping, found a string`}},
+		{"budget: 1s\nbudget: 2s\n", []string{`agent.yml:2:1: invalid YAML: key "budget" is already defined at line 1`}},
+		{"- local\n", []string{`agent.yml:1:1: the file must be a mapping of keys, found a list`}},
 		{"budget: 1s\n---\nbudget: 2s\n", []string{`agent.yml:2:1: a second YAML document`}},
+		{"~\n---\nbudget: 2s\n", []string{`agent.yml:2:1: a second YAML document`}},
 		{"sources: [local\n", []string{`agent.yml:1:1: invalid YAML`}},
 		{
 			"sources: [local, nope]\nbudget: soon\nextra: 1\n",
-			[]string{`agent.yml:1:18: unknown source "nope"`, "\nagent.yml:2:9: budget \"soon\"", "\nagent.yml:3:1: unknown key \"extra\""},
+			[]string{`agent.yml:1:18: unknown source "nope"`, "\nagent.yml:2:9: budget must be a positive duration", "\nagent.yml:3:1: unknown key extra"},
 		},
 	}
 	for _, c := range cases {
 		_, err := Parse("agent.yml", []byte(c.doc))
-		var list ErrorList
+		var list env.ErrorList
 		if !errors.As(err, &list) {
 			t.Errorf("%q: got %v, want an ErrorList", c.doc, err)
 			continue
