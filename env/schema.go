@@ -130,11 +130,12 @@ type StorageIgnore struct {
 
 // StorageSetup describes how to make the ecs-data and ecs-volatile filesystems when
 // they are missing. Disks is this appliance's form; the other sections are the
-// original's SaltStack storage schema, kept so old env files load.
+// original's SaltStack storage schema, kept (typed where simple) so old env files
+// load, with a warning that they are not run: write setup.disks instead.
 type StorageSetup struct {
 	Disks  []Disk                 `yaml:"disks"`
-	Parted map[string]PartedDisk  `yaml:"parted"`
-	Format map[string]FormatEntry `yaml:"format"`
+	Parted map[string]PartedDisk  `yaml:"parted" env:"ignored"`
+	Format map[string]FormatEntry `yaml:"format" env:"ignored"`
 	Mount  map[string]yaml.Node   `yaml:"mount" env:"ignored"`
 	Swap   []string               `yaml:"swap" env:"ignored"`
 	Mdadm  map[string]yaml.Node   `yaml:"mdadm" env:"ignored"`

@@ -199,8 +199,11 @@ func (v *validator) storage(s *StorageSetup) {
 		var percent int
 		for j, part := range d.Partitions {
 			pp := fmt.Sprintf("%s.partitions.%d", p, j)
-			if len(part.Label) > 16 && part.Format == "ext4" {
-				v.errorf(v.at(pp+".label"), "%s.label %q is longer than the 16 characters an ext4 label may have", pp, part.Label)
+			if len(part.Label) > 16 {
+				v.errorf(v.at(pp+".label"), "%s.label %q is longer than the 16 characters an ext4 or swap label may have", pp, part.Label)
+			}
+			if part.Format == "swap" && (part.Label == "ecs-data" || part.Label == "ecs-volatile") {
+				v.errorf(v.at(pp+".format"), "%s: %s must be an ext4 filesystem, not swap", pp, part.Label)
 			}
 			if labels[part.Label] {
 				v.errorf(v.at(pp+".label"), "%s.label %q is used twice", pp, part.Label)

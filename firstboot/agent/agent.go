@@ -1,0 +1,247 @@
+// Package agent is the first-boot agent's run: at every boot it converges the machine
+// to its env.yml in phases (discover → activate → storage → state → prepare → start →
+// verify), publishes what it is doing on the status page, records the run in the state
+// store, and on failure stops in a clear failed state that reset-failed clears.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ethikkom/ecs-appliance/env"
+	"github.com/ethikkom/ecs-appliance/firstboot/discovery"
+	"github.com/ethikkom/ecs-appliance/firstboot/state"
+	"github.com/ethikkom/ecs-appliance/firstboot/status"
+	"github.com/ethikkom/ecs-appliance/firstboot/storage"
+	"github.com/ethikkom/ecs-appliance/images"
+)
+
+// Phases in the order Boot runs them.
+var Phases = []string{"discover", "activate", "storage", "state", "prepare", "start", "verify"}
+
+// Paths under the root.
+const (
+	FailedPath    = "run/appliance-failed" // blocks the stack's units until reset-failed
+	ActiveEnvPath = "run/active-env.yml"   // the env in use, 0600
+	StateDir      = "data/appliance/state" // the state store, on the data filesystem
+	StateAddress  = "127.0.0.1:9001"       // a single node listens on loopback only
+	envSHA256Tag  = "active_env_sha256"    // which env the last run applied
+	lastRunningTg = "last_running_ecs"     // the original's tags
+	lastFailedTag = "last_failed_ecs"
+)
+
+// Options configure one run.
+type Options struct {
+	Root    string   // every path is taken under it; "" means "/"
+	Devices []string // block devices to search and partition instead of all
+	EnvYML  string   // the value of $ENV_YML
+	Until   string   // stop after this phase; "" runs all
+	Out     io.Writer
+	Systemd Systemd           // nil runs systemctl
+	Mount   storage.MountFunc // nil runs mount(8)
+	Now     func() time.Time
+}
+
+// Systemd starts the stack's units.
+type Systemd interface {
+	// Start starts unit and reports whether it was not running before.
+	Start(ctx context.Context, unit string) (started bool, err error)
+}
+
+// ErrFailed is returned when the machine is already in the failed state.
+var ErrFailed = errors.New("the appliance is in the failed state (" + "/" + FailedPath + "); fix the cause, then run: appliance-agent reset-failed")
+
+// boot is one run in progress.
+type boot struct {
+	opt     Options
+	root    string
+	run     state.Run
+	found   *discovery.Result
+	env     *env.Env
+	store   *state.Store
+	changed bool // did the machine's configuration change (not counting starting services)
+	standby bool
+}
+
+// Boot runs the phases. It returns nil on success and in standby, and the failed
+// phase's error otherwise, after recording and publishing it.
+func Boot(ctx context.Context, opt Options) error {
+	if opt.Out == nil {
+		opt.Out = io.Discard
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Systemd == nil {
+		opt.Systemd = systemctl{}
+	}
+	if opt.Until != "" && !slices.Contains(Phases, opt.Until) {
+		return fmt.Errorf("unknown phase %q (phases: %s)", opt.Until, strings.Join(Phases, ", "))
+	}
+	b := &boot{opt: opt, root: opt.Root, run: state.Run{Started: opt.Now()}}
+	if b.root == "" {
+		b.root = "/"
+	}
+	if _, err := os.Stat(b.path(FailedPath)); err == nil {
+		return ErrFailed
+	}
+	defer b.closeStore()
+	steps := map[string]func(context.Context) (bool, error){
+		"discover": b.discover, "activate": b.activate, "storage": b.storage, "state": b.openState,
+		"prepare": b.prepare, "start": b.start, "verify": b.verify,
+	}
+	for _, name := range Phases {
+		b.publish(status.Starting, "Appliance Startup", "Starting up: "+name, name)
+		started := opt.Now()
+		changed, err := steps[name](ctx)
+		result := state.ResultUnchanged
+		switch {
+		case err != nil:
+			result = state.ResultFailed
+		case changed:
+			result = state.ResultOK
+		}
+		b.run.AddPhase(name, started, opt.Now(), result, err)
+		fmt.Fprintf(opt.Out, "appliance-agent: %-8s %s (%s)\n", name, result, opt.Now().Sub(started).Round(time.Millisecond))
+		if err != nil {
+			return b.fail(ctx, name, err)
+		}
+		if b.standby || name == opt.Until {
+			break
+		}
+	}
+	return b.finish(ctx)
+}
+
+func (b *boot) path(p string) string { return filepath.Join(b.root, p) }
+
+// finish records a successful (or standby) run and prints the outcome line.
+func (b *boot) finish(ctx context.Context) error {
+	result := state.ResultUnchanged
+	if b.changed {
+		result = state.ResultOK
+	}
+	b.run.Result, b.run.Ended = result, b.opt.Now()
+	if err := b.save(ctx); err != nil {
+		return b.fail(ctx, "state", err)
+	}
+	switch {
+	case b.standby:
+		fmt.Fprintln(b.opt.Out, "appliance-agent: outcome standby (appliance.standby is true: nothing started)")
+	case b.run.Phases[len(b.run.Phases)-1].Name == "verify":
+		b.publish(status.Running, "Appliance Running", "The appliance is up.", "")
+		fmt.Fprintf(b.opt.Out, "appliance-agent: outcome %s\n", outcomeWord(result))
+	default:
+		fmt.Fprintf(b.opt.Out, "appliance-agent: outcome %s (stopped after %s)\n", outcomeWord(result), b.opt.Until)
+	}
+	return nil
+}
+
+func outcomeWord(r state.Result) string {
+	if r == state.ResultUnchanged {
+		return "unchanged"
+	}
+	return "changed"
+}
+
+// fail puts the machine in the failed state: the marker file, the error page naming
+// the phase, the failure in the state store (when it can be opened), and the outcome.
+func (b *boot) fail(ctx context.Context, phase string, err error) error {
+	b.run.Result, b.run.Ended, b.run.Error = state.ResultFailed, b.opt.Now(), err.Error()
+	msg := fmt.Sprintf("Phase %s failed: %v", phase, err)
+	b.publish(status.Error, "Appliance Error", msg, phase)
+	if werr := os.MkdirAll(filepath.Dir(b.path(FailedPath)), 0o755); werr == nil {
+		werr = os.WriteFile(b.path(FailedPath), []byte(phase+"\n"), 0o644)
+		if werr != nil {
+			fmt.Fprintf(b.opt.Out, "appliance-agent: cannot write %s: %v\n", FailedPath, werr)
+		}
+	}
+	if serr := b.recordFailure(ctx); serr != nil {
+		fmt.Fprintf(b.opt.Out, "appliance-agent: failure not recorded in the state store: %v\n", serr)
+	}
+	fmt.Fprintf(b.opt.Out, "appliance-agent: outcome failed in %s: %v\n", phase, err)
+	return fmt.Errorf("%s: %w", phase, err)
+}
+
+// recordFailure moves last_running_ecs to last_failed_ecs as the original's
+// appliance-failed@ did, and saves the run. Before storage exists there is nowhere to
+// keep it; the status page still says what failed.
+func (b *boot) recordFailure(ctx context.Context) error {
+	if b.store == nil {
+		if _, err := os.Stat(b.path("data")); err != nil || b.env == nil {
+			return errors.New("no /data yet")
+		}
+		if _, err := b.openState(ctx); err != nil {
+			return err
+		}
+	}
+	last, ok, err := b.store.Tag(ctx, state.TagLastRunningECS)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		last = "invalid"
+	}
+	if err := b.store.SetTag(ctx, state.TagLastFailedECS, last); err != nil {
+		return err
+	}
+	if err := b.store.DeleteTag(ctx, state.TagLastRunningECS); err != nil {
+		return err
+	}
+	return b.save(ctx)
+}
+
+func (b *boot) save(ctx context.Context) error {
+	if b.store == nil {
+		return nil // stopped before the state phase: nothing to write to yet
+	}
+	if err := b.store.SaveRun(ctx, &b.run); err != nil {
+		return err
+	}
+	if b.found != nil && !b.standby {
+		return b.store.SetTag(ctx, envSHA256Tag, b.found.SHA256)
+	}
+	return nil
+}
+
+func (b *boot) closeStore() {
+	if b.store != nil {
+		b.store.Close()
+	}
+}
+
+// publish writes the status page and JSON; failing to is reported, not fatal.
+func (b *boot) publish(state, title, msg, phase string) {
+	s := status.Status{State: state, Title: title, Message: msg, Phase: phase, Time: b.opt.Now()}
+	if b.env != nil {
+		s.Domain = b.env.Appliance.Domain
+	}
+	if b.found != nil {
+		s.Source, s.SHA256 = b.found.Source+" ("+b.found.From+")", b.found.SHA256
+	}
+	if err := status.Publish(b.root, s); err != nil {
+		fmt.Fprintf(b.opt.Out, "appliance-agent: cannot publish status: %v\n", err)
+	}
+}
+
+// ResetFailed clears the failed state so the next boot (or systemctl restart) runs.
+func ResetFailed(root string) error {
+	if root == "" {
+		root = "/"
+	}
+	err := os.Remove(filepath.Join(root, FailedPath))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// stack reads the units and checks from images/.
+func stack() (*images.Stack, error) { return images.LoadStack() }

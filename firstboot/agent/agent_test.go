@@ -1,0 +1,182 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ethikkom/ecs-appliance/firstboot/status"
+)
+
+const sshKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl admin@example.org"
+
+func freeAddress(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// newRoot makes a machine tree whose env.yml is /app/env.yml, with storage on the root
+// filesystem and discovery limited to local files (no host disks, no network).
+func newRoot(t *testing.T, edit func(string) string) string {
+	t.Helper()
+	root := t.TempDir()
+	envText, err := os.ReadFile("../../env/testdata/template-env.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Replace(string(envText), "ssh_deprecated_keys:\n", "ssh_deprecated_keys:\n  - ssh-rsa AAAAold old@example.org\n", 1)
+	s = strings.Replace(s, "  backup:\n", "  cluster:\n    bind: "+freeAddress(t)+"\n  backup:\n", 1)
+	if edit != nil {
+		s = edit(s)
+	}
+	uid, gid := os.Getuid(), os.Getgid()
+	files := map[string]string{
+		"app/env.yml":               s,
+		"etc/appliance/agent.yml":   "sources: [env-file, local]\n",
+		"etc/passwd":                fmt.Sprintf("root:x:%d:%d:root:/root:/bin/bash\napp:x:%d:%d::/app:/bin/bash\npostgres:x:%d:%d::/var/lib/postgresql:/bin/bash\n", uid, gid, uid, gid, uid, gid),
+		"etc/group":                 fmt.Sprintf("root:x:%d:\napp:x:%d:\npostgres:x:%d:\n", gid, gid, gid),
+		"root/.ssh/authorized_keys": "ssh-rsa AAAAold old@example.org\nssh-ed25519 AAAAkeep keep@example.org\n",
+	}
+	for p, c := range files {
+		os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755)
+		if err := os.WriteFile(filepath.Join(root, p), []byte(c), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+type fakeSystemd struct{ started []string }
+
+func (f *fakeSystemd) Start(_ context.Context, unit string) (bool, error) {
+	if slices.Contains(f.started, unit) {
+		return false, nil
+	}
+	f.started = append(f.started, unit)
+	return true, nil
+}
+
+func runBoot(t *testing.T, root, until string, sd Systemd) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	err := Boot(context.Background(), Options{Root: root, Until: until, Out: &out, Systemd: sd})
+	return out.String(), err
+}
+
+func TestBootConvergesAndSecondRunIsUnchanged(t *testing.T) {
+	root := newRoot(t, nil)
+	sd := &fakeSystemd{}
+	out, err := runBoot(t, root, "start", sd)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(out, "appliance-agent: outcome changed (stopped after start)") {
+		t.Errorf("first boot:\n%s", out)
+	}
+	active, err := os.ReadFile(filepath.Join(root, ActiveEnvPath))
+	orig, _ := os.ReadFile(filepath.Join(root, "app/env.yml"))
+	if err != nil || !bytes.Equal(active, orig) {
+		t.Errorf("active env differs: %v", err)
+	}
+	if st, _ := os.Stat(filepath.Join(root, ActiveEnvPath)); st.Mode().Perm() != 0o600 {
+		t.Errorf("active env mode %v", st.Mode().Perm())
+	}
+	if h, _ := os.ReadFile(filepath.Join(root, "etc/hostname")); string(h) != "ecs.example.org\n" {
+		t.Errorf("hostname %q", h)
+	}
+	keys, _ := os.ReadFile(filepath.Join(root, "root/.ssh/authorized_keys"))
+	if string(keys) != "ssh-ed25519 AAAAkeep keep@example.org\n"+sshKey+"\n" {
+		t.Errorf("root's authorized_keys:\n%s", keys)
+	}
+	if appKeys, _ := os.ReadFile(filepath.Join(root, "app/.ssh/authorized_keys")); string(appKeys) != sshKey+"\n" {
+		t.Errorf("app's authorized_keys:\n%s", appKeys)
+	}
+	if len(sd.started) == 0 || sd.started[len(sd.started)-1] != "appliance.target" {
+		t.Errorf("units started: %v", sd.started)
+	}
+	st, err := status.Read(root)
+	if err != nil || st.State != status.Starting || !strings.HasPrefix(st.Source, "local (") || st.Domain != "ecs.example.org" {
+		t.Errorf("status %+v %v", st, err)
+	}
+
+	out, err = runBoot(t, root, "start", sd)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(out, "appliance-agent: outcome unchanged") {
+		t.Errorf("second boot did not say unchanged:\n%s", out)
+	}
+
+	s, err := OpenState(context.Background(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	runs, err := s.Runs(context.Background(), 10)
+	if err != nil || len(runs) != 2 {
+		t.Fatalf("runs %v, %v", runs, err)
+	}
+	if runs[0].Result != "unchanged" || runs[1].Result != "ok" || len(runs[1].Phases) != 6 {
+		t.Errorf("runs recorded: %+v", runs)
+	}
+}
+
+func TestInvalidEnvFailsUntilReset(t *testing.T) {
+	root := newRoot(t, func(s string) string {
+		return strings.Replace(s, "    exporter: true", "    exporter: 'W3k1bX6UOMw0'", 1)
+	})
+	out, err := runBoot(t, root, "", nil)
+	if err == nil || !strings.HasPrefix(err.Error(), "activate: env.yml is invalid") {
+		t.Fatalf("err = %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(root, FailedPath)); err != nil {
+		t.Error("no failed marker")
+	}
+	page, _ := os.ReadFile(filepath.Join(root, status.PagePath))
+	for _, want := range []string{"Appliance Error", "Phase activate failed", "/app/env.yml:19:15: appliance.metric.exporter must be true or false"} {
+		if !bytes.Contains(page, []byte(want)) {
+			t.Errorf("status page lacks %q", want)
+		}
+	}
+	if bytes.Contains(page, []byte("W3k1bX6UOMw0")) || strings.Contains(out, "W3k1bX6UOMw0") {
+		t.Error("a value from env.yml reached the page or the log")
+	}
+	if _, err := runBoot(t, root, "", nil); !errors.Is(err, ErrFailed) {
+		t.Errorf("boot in failed state: %v", err)
+	}
+	if err := ResetFailed(root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runBoot(t, root, "", nil); errors.Is(err, ErrFailed) {
+		t.Error("still failed after reset-failed")
+	}
+}
+
+func TestStandbyStartsNothing(t *testing.T) {
+	root := newRoot(t, func(s string) string {
+		return strings.Replace(s, "appliance:\n", "appliance:\n  standby: true\n", 1)
+	})
+	sd := &fakeSystemd{}
+	out, err := runBoot(t, root, "", sd)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(sd.started) != 0 || !strings.Contains(out, "outcome standby") {
+		t.Errorf("started %v\n%s", sd.started, out)
+	}
+	if st, _ := status.Read(root); st.State != status.Standby || st.Title != "Appliance Standby" {
+		t.Errorf("status %+v", st)
+	}
+}

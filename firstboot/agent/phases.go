@@ -1,0 +1,315 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ethikkom/ecs-appliance/env"
+	"github.com/ethikkom/ecs-appliance/firstboot/accounts"
+	"github.com/ethikkom/ecs-appliance/firstboot/agentconfig"
+	"github.com/ethikkom/ecs-appliance/firstboot/discovery"
+	"github.com/ethikkom/ecs-appliance/firstboot/state"
+	"github.com/ethikkom/ecs-appliance/firstboot/status"
+	"github.com/ethikkom/ecs-appliance/firstboot/storage"
+	"github.com/ethikkom/ecs-appliance/internal/atomicfile"
+)
+
+// Discover finds env.yml as Boot would, changing nothing.
+func Discover(ctx context.Context, root string, devices []string, envYML string) (*discovery.Result, error) {
+	cfg, err := agentconfig.Load(root)
+	if err != nil {
+		return nil, err
+	}
+	return discovery.Discover(ctx, discovery.Options{Config: cfg, Root: root, EnvYML: envYML, Devices: devices})
+}
+
+func (b *boot) discover(ctx context.Context) (bool, error) {
+	res, err := Discover(ctx, b.root, b.opt.Devices, b.opt.EnvYML)
+	if res != nil {
+		for _, r := range res.Reports {
+			fmt.Fprintf(b.opt.Out, "appliance-agent:   source %-11s %s\n", r.Source, reportLine(r))
+		}
+	}
+	if err != nil {
+		return false, err
+	}
+	b.found = res
+	return false, nil
+}
+
+func reportLine(r discovery.Report) string {
+	s := r.Status.String()
+	if r.From != "" {
+		s += " " + r.From
+	}
+	if r.Reason != "" {
+		s += ": " + r.Reason
+	}
+	return s
+}
+
+// activate validates the document and makes it the active env. Errors name
+// file:line:col and never values (env guarantees that).
+func (b *boot) activate(ctx context.Context) (bool, error) {
+	name := b.found.Source + ":" + b.found.From
+	e, warns, err := env.Parse(name, b.found.Document)
+	for _, w := range warns {
+		fmt.Fprintf(b.opt.Out, "appliance-agent:   %s\n", w)
+	}
+	if err != nil {
+		return false, fmt.Errorf("env.yml is invalid:\n%w", err)
+	}
+	b.env = e
+	p := b.path(ActiveEnvPath)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return false, err
+	}
+	if err := atomicfile.WriteFile(p, b.found.Document, atomicfile.Options{Perm: 0o600}); err != nil {
+		return false, err
+	}
+	if e.Appliance.Standby {
+		b.standby = true
+		b.publish(status.Standby, "Appliance Standby", "appliance.standby is true in env.yml: nothing is started.", "activate")
+	}
+	// /run is rebuilt every boot; whether the env itself changed is known once the
+	// state store is open (openState compares the digest).
+	return false, nil
+}
+
+func (b *boot) storage(ctx context.Context) (bool, error) {
+	res, err := storage.Ensure(ctx, storage.Options{Root: b.opt.Root, Storage: b.env.Appliance.Storage, Devices: b.opt.Devices, Mount: b.opt.Mount})
+	for _, a := range res.Actions {
+		fmt.Fprintf(b.opt.Out, "appliance-agent:   %s\n", a)
+	}
+	b.changed = b.changed || res.Changed()
+	return res.Changed(), err
+}
+
+// openState opens the state store on /data (it exists now) and tells whether this
+// env differs from the one the last run applied.
+func (b *boot) openState(ctx context.Context) (bool, error) {
+	dir := b.path(StateDir)
+	_, statErr := os.Stat(dir)
+	created := errors.Is(statErr, os.ErrNotExist)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return false, err
+	}
+	s, err := state.Open(ctx, dir, stateOptions(b.env))
+	if err != nil {
+		return false, err
+	}
+	b.store = s
+	if b.found == nil {
+		return created, nil
+	}
+	last, _, err := s.Tag(ctx, envSHA256Tag)
+	if err != nil {
+		return false, err
+	}
+	envChanged := last != b.found.SHA256
+	b.changed = b.changed || created || envChanged
+	return created || envChanged, nil
+}
+
+// stateOptions binds a single node to loopback, or joins the env's cluster.
+func stateOptions(e *env.Env) state.Options {
+	if e != nil && e.Appliance.Cluster.Bind != "" {
+		return state.Options{Address: e.Appliance.Cluster.Bind, Join: e.Appliance.Cluster.Join}
+	}
+	return state.Options{Address: state.DefaultAddress}
+}
+
+// OpenState opens the state store a boot wrote, with the address it used (from the
+// active env), for reading it after the boot has ended.
+func OpenState(ctx context.Context, root string) (*state.Store, error) {
+	dir := filepath.Join(root, StateDir)
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("no state store at %s: the agent has not reached its state phase", dir)
+	}
+	var e *env.Env
+	if data, err := os.ReadFile(filepath.Join(root, ActiveEnvPath)); err == nil {
+		e, _, _ = env.Parse(ActiveEnvPath, data) // an invalid env never became active
+	}
+	return state.Open(ctx, dir, stateOptions(e))
+}
+
+// prepare sets the hostname and the SSH keys of root and the app user from env.yml.
+func (b *boot) prepare(ctx context.Context) (bool, error) {
+	changed, err := b.hostname(ctx)
+	if err != nil {
+		return false, err
+	}
+	users := []string{"root", "app"}
+	for _, u := range users {
+		c, err := b.authorizedKeys(u)
+		if err != nil {
+			return false, err
+		}
+		changed = changed || c
+	}
+	b.changed = b.changed || changed
+	return changed, nil
+}
+
+func (b *boot) hostname(ctx context.Context) (bool, error) {
+	want := b.env.Appliance.Domain + "\n"
+	p := b.path("etc/hostname")
+	if cur, err := os.ReadFile(p); err == nil && string(cur) == want {
+		return false, nil
+	}
+	if err := atomicfile.WriteFile(p, []byte(want), atomicfile.Options{Perm: 0o644}); err != nil {
+		return false, err
+	}
+	if b.root == "/" {
+		// The running kernel's name too, not only the file read at the next boot.
+		if out, err := exec.CommandContext(ctx, "hostname", b.env.Appliance.Domain).CombinedOutput(); err != nil {
+			return true, fmt.Errorf("hostname: %v: %s", err, bytes.TrimSpace(out))
+		}
+	}
+	return true, nil
+}
+
+// authorizedKeys adds ssh_authorized_keys to user's authorized_keys and removes
+// ssh_deprecated_keys, keeping every other line, as the original's salt states did.
+func (b *boot) authorizedKeys(user string) (bool, error) {
+	acct, err := accounts.Load(b.root).User(user)
+	if err != nil {
+		return false, nil // no such user in this image: nothing to do
+	}
+	dir := filepath.Join(b.root, acct.Home, ".ssh")
+	p := filepath.Join(dir, "authorized_keys")
+	cur, err := os.ReadFile(p)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, err
+	}
+	lines := strings.Split(strings.TrimRight(string(cur), "\n"), "\n")
+	if len(cur) == 0 {
+		lines = nil
+	}
+	var keep []string
+	for _, l := range lines {
+		if !slices.ContainsFunc(b.env.SSHDeprecatedKeys, func(k string) bool { return sameKey(k, l) }) {
+			keep = append(keep, l)
+		}
+	}
+	for _, k := range b.env.SSHAuthorizedKeys {
+		if !slices.ContainsFunc(keep, func(l string) bool { return sameKey(k, l) }) {
+			keep = append(keep, strings.TrimSpace(k))
+		}
+	}
+	want := strings.Join(keep, "\n")
+	if want != "" {
+		want += "\n"
+	}
+	if want == string(cur) {
+		return false, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return false, err
+	}
+	if err := atomicfile.WriteFile(p, []byte(want), atomicfile.Options{Perm: 0o600}); err != nil {
+		return false, err
+	}
+	for _, f := range []string{dir, p} {
+		if err := os.Lchown(f, acct.UID, acct.GID); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// sameKey compares two authorized_keys entries by key type and key, ignoring comments.
+func sameKey(a, b string) bool {
+	fa, fb := strings.Fields(a), strings.Fields(b)
+	return len(fa) >= 2 && len(fb) >= 2 && fa[0] == fb[0] && fa[1] == fb[1]
+}
+
+// start starts the stack's units in order. Starting services is what every boot
+// does, so it does not count as a change of the machine.
+func (b *boot) start(ctx context.Context) (bool, error) {
+	s, err := stack()
+	if err != nil {
+		return false, err
+	}
+	for _, u := range s.Units {
+		started, err := b.opt.Systemd.Start(ctx, u)
+		if err != nil {
+			return false, fmt.Errorf("starting %s: %w", u, err)
+		}
+		if started {
+			fmt.Fprintf(b.opt.Out, "appliance-agent:   started %s\n", u)
+		}
+	}
+	return false, nil
+}
+
+// verify waits until every health check passes, or the stack's deadline.
+func (b *boot) verify(ctx context.Context) (bool, error) {
+	s, err := stack()
+	if err != nil {
+		return false, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.Deadline)
+	defer cancel()
+	for _, c := range s.Checks {
+		for {
+			err := probe(ctx, c.HTTP, c.TCP)
+			if err == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return false, fmt.Errorf("health check %s did not pass within %s: %v", c.Name, s.Deadline, err)
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}
+	return false, nil
+}
+
+// probe is one attempt of a health check: any HTTP answer (nginx answers 503 while
+// the status page is up), or a TCP connection.
+func probe(ctx context.Context, url, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if url != "" {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		return resp.Body.Close()
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
+
+// systemctl is the real Systemd.
+type systemctl struct{}
+
+func (systemctl) Start(ctx context.Context, unit string) (bool, error) {
+	if exec.CommandContext(ctx, "systemctl", "is-active", "--quiet", unit).Run() == nil {
+		return false, nil
+	}
+	if out, err := exec.CommandContext(ctx, "systemctl", "start", unit).CombinedOutput(); err != nil {
+		return false, fmt.Errorf("%v: %s", err, bytes.TrimSpace(out))
+	}
+	return true, nil
+}

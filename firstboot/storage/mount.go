@@ -1,0 +1,124 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// mountPoint makes the volume's directory and reports whether fs must be mounted on
+// it; it runs before fstab is written, so that an entry never points at a directory
+// it must not be mounted on.
+func (e *ensurer) mountPoint(v volume, fs fsInfo) (bool, error) {
+	dir := e.path(v.mount)
+	fi, err := os.Lstat(dir)
+	switch {
+	case os.IsNotExist(err):
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return false, err
+		}
+		e.did("created %s", v.mount)
+	case err != nil:
+		return false, err
+	case !fi.IsDir():
+		return false, fmt.Errorf("%s is not a directory", v.mount)
+	}
+	if v.ignore {
+		return false, nil
+	}
+	want, err := deviceNumber(fs.Device)
+	if err != nil {
+		return false, err
+	}
+	mounted, dev, err := mountedAt(dir)
+	if err != nil {
+		return false, err
+	}
+	if mounted {
+		if dev != want {
+			return false, fmt.Errorf("%s is a mount of device %d:%d, not of %s (%s)", v.mount, unix.Major(dev), unix.Minor(dev), fs.Device, v.label)
+		}
+		return false, nil
+	}
+	// Mounting over files would hide them: they are the admin's to move.
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false, err
+	}
+	if len(entries) > 0 {
+		return false, fmt.Errorf("not mounting %s on %s: the directory holds %d entries on the root filesystem (e.g. %s); move them away first", v.label, v.mount, len(entries), entries[0].Name())
+	}
+	return true, nil
+}
+
+// mountVolume mounts the volume's filesystem.
+func (e *ensurer) mountVolume(ctx context.Context, v volume, fs fsInfo) error {
+	if err := e.mount(ctx, fs.Device, e.path(v.mount), fs.Type); err != nil {
+		return fmt.Errorf("mounting %s (%s) on %s: %w", fs.Device, v.label, v.mount, err)
+	}
+	e.did("mounted %s (%s) on %s", fs.Device, v.label, v.mount)
+	return nil
+}
+
+// mountCommand is the production MountFunc.
+func mountCommand(ctx context.Context, device, target, fstype string) error {
+	_, err := run(ctx, "mount", "-t", fstype, device, target)
+	return err
+}
+
+func deviceNumber(dev string) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(dev, &st); err != nil {
+		return 0, fmt.Errorf("stat %s: %w", dev, err)
+	}
+	return st.Rdev, nil
+}
+
+// mountedAt reports whether dir is a mount point and the device of the topmost mount.
+func mountedAt(dir string) (bool, uint64, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false, 0, err
+	}
+	var found bool
+	var dev uint64
+	for line := range strings.Lines(string(b)) {
+		// id parent major:minor root mountpoint options …
+		f := strings.Fields(line)
+		if len(f) < 5 || unescapeMountinfo(f[4]) != dir {
+			continue
+		}
+		maj, min, ok := strings.Cut(f[2], ":")
+		ma, err1 := strconv.ParseUint(maj, 10, 32)
+		mi, err2 := strconv.ParseUint(min, 10, 32)
+		if !ok || err1 != nil || err2 != nil {
+			return false, 0, fmt.Errorf("/proc/self/mountinfo: bad device %q", f[2])
+		}
+		// Later lines are mounted over earlier ones.
+		found, dev = true, unix.Mkdev(uint32(ma), uint32(mi))
+	}
+	return found, dev, nil
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for a space) of mountinfo paths.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
