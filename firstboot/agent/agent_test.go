@@ -17,7 +17,7 @@ import (
 
 const sshKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl admin@example.org"
 
-func freeAddress(t *testing.T) string {
+func freeAddress(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -29,7 +29,7 @@ func freeAddress(t *testing.T) string {
 
 // newRoot makes a machine tree whose env.yml is /app/env.yml, with storage on the root
 // filesystem and discovery limited to local files (no host disks, no network).
-func newRoot(t *testing.T, edit func(string) string) string {
+func newRoot(t testing.TB, edit func(string) string) string {
 	t.Helper()
 	root := t.TempDir()
 	envText, err := os.ReadFile("../../env/testdata/template-env.yml")

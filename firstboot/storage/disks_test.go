@@ -17,7 +17,7 @@ import (
 // run changes nothing.
 func TestFreshDisk(t *testing.T) {
 	requireDisks(t)
-	dev := loopDisk(t, 512)
+	dev := testtool.LoopDisk(t, 512)
 	root := testRoot(t)
 	opts := Options{Root: root, Storage: twoVolumes(dev, false), Devices: []string{dev}, Mount: mounter(t), Services: &recorder{}}
 	res := ensure(t, opts)
@@ -74,7 +74,7 @@ func TestFreshDisk(t *testing.T) {
 // Two disks, one per volume, and a swap partition: mkswap labels it, fstab uses it.
 func TestTwoDisksAndSwap(t *testing.T) {
 	requireDisks(t)
-	a, b := loopDisk(t, 128), loopDisk(t, 256)
+	a, b := testtool.LoopDisk(t, 128), testtool.LoopDisk(t, 256)
 	root := testRoot(t)
 	st := env.Storage{Setup: env.StorageSetup{Disks: []env.Disk{
 		{Device: a, Partitions: []env.Partition{{Label: DataLabel, Size: env.Size{Rest: true}, Format: "ext4"}}},
@@ -104,7 +104,7 @@ func TestTwoDisksAndSwap(t *testing.T) {
 // disk whose entry says wipe: true: nothing is partitioned or formatted, data survives.
 func TestExistingLabelsReused(t *testing.T) {
 	requireDisks(t)
-	dev := loopDisk(t, 256)
+	dev := testtool.LoopDisk(t, 256)
 	sh(t, "sgdisk", "-n1:0:+100M", "-c1:mine", "-n2:0:0", "-c2:other", dev)
 	sh(t, "partx", "-u", dev)
 	sh(t, "mkfs.ext4", "-q", "-L", DataLabel, dev+"p1")
@@ -166,7 +166,7 @@ func TestForeignDiskLeftAlone(t *testing.T) {
 	requireDisks(t)
 	for _, tc := range foreign {
 		t.Run(tc.name, func(t *testing.T) {
-			dev := loopDisk(t, 128)
+			dev := testtool.LoopDisk(t, 128)
 			tc.make(t, dev)
 			before := digest(t, dev)
 			opts := Options{Root: testRoot(t), Storage: twoVolumes(dev, false), Devices: []string{dev}, Mount: mounter(t), Services: &recorder{}}
@@ -189,7 +189,7 @@ func TestForeignDiskWiped(t *testing.T) {
 	requireDisks(t)
 	for _, tc := range foreign {
 		t.Run(tc.name, func(t *testing.T) {
-			dev := loopDisk(t, 128)
+			dev := testtool.LoopDisk(t, 128)
 			tc.make(t, dev)
 			root := testRoot(t)
 			opts := Options{Root: root, Storage: twoVolumes(dev, true), Devices: []string{dev}, Mount: mounter(t), Services: &recorder{}}
@@ -212,7 +212,7 @@ func TestForeignDiskWiped(t *testing.T) {
 // A disk that holds an ecs-data filesystem is never repartitioned, wipe or not.
 func TestDiskWithOurDataNotRepartitioned(t *testing.T) {
 	requireDisks(t)
-	dev := loopDisk(t, 128)
+	dev := testtool.LoopDisk(t, 128)
 	sh(t, "mkfs.ext4", "-q", "-L", DataLabel, dev)
 	before := digest(t, dev)
 	opts := Options{Root: testRoot(t), Storage: twoVolumes(dev, true), Devices: []string{dev}, Mount: mounter(t), Services: &recorder{}}
@@ -267,7 +267,7 @@ func TestInterruptedSetupConverges(t *testing.T) {
 		}, []string{"repaired the primary GPT of", "made ext4 filesystem ecs-data"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dev := loopDisk(t, 128)
+			dev := testtool.LoopDisk(t, 128)
 			root := testRoot(t)
 			opts := Options{Root: root, Storage: twoVolumes(dev, false), Devices: []string{dev}, Mount: mounter(t), Services: &recorder{}}
 			partitionOnly(t, opts)
@@ -298,7 +298,7 @@ func TestInterruptedSetupConverges(t *testing.T) {
 // A setup disk outside Options.Devices is refused before anything is read from it.
 func TestSetupDiskOutsideDevices(t *testing.T) {
 	requireDisks(t)
-	a, b := loopDisk(t, 64), loopDisk(t, 64)
+	a, b := testtool.LoopDisk(t, 64), testtool.LoopDisk(t, 64)
 	opts := Options{Root: testRoot(t), Storage: twoVolumes(b, false), Devices: []string{a}, Mount: mounter(t), Services: &recorder{}}
 	_, err := Ensure(context.Background(), opts)
 	if err == nil || !strings.Contains(err.Error(), b+" is not one of the devices") {
@@ -313,8 +313,8 @@ func BenchmarkEnsureTwoDisks(b *testing.B) {
 	dir := b.TempDir()
 	b.StopTimer()
 	for range b.N {
-		da, detachA := attach(b, dir, 10<<10)
-		db, detachB := attach(b, dir, 10<<10)
+		da, detachA := testtool.AttachLoop(b, dir, 10<<10)
+		db, detachB := testtool.AttachLoop(b, dir, 10<<10)
 		root := testRoot(b)
 		st := env.Storage{Setup: env.StorageSetup{Disks: []env.Disk{
 			{Device: da, Partitions: []env.Partition{{Label: DataLabel, Size: env.Size{Rest: true}, Format: "ext4"}}},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -24,42 +23,6 @@ func requireDisks(t testing.TB) {
 	testtool.Require(t, "sgdisk", "blkid", "e2fsck", "partx", "losetup", "mkfs.ext4", "mkswap", "tune2fs", "wipefs", "mount", "umount")
 }
 
-// loopDisk attaches a sparse image of size MiB to a loop device, detached at cleanup.
-func loopDisk(t testing.TB, sizeMiB int64) string {
-	t.Helper()
-	dev, detach := attach(t, t.TempDir(), sizeMiB)
-	t.Cleanup(func() {
-		if err := detach(); err != nil {
-			t.Error(err)
-		}
-	})
-	return dev
-}
-
-// attach makes a sparse image of size MiB in dir and attaches it to a loop device.
-func attach(t testing.TB, dir string, sizeMiB int64) (dev string, detach func() error) {
-	t.Helper()
-	f, err := os.CreateTemp(dir, "disk-*.img")
-	if err != nil {
-		t.Fatal(err)
-	}
-	img := f.Name()
-	if err := f.Truncate(sizeMiB << 20); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	dev = strings.TrimSpace(sh(t, "losetup", "--find", "--show", img))
-	return dev, func() error {
-		// The kernel keeps partitions added by partx after the loop device is detached.
-		exec.Command("partx", "-d", dev).Run()
-		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
-			return fmt.Errorf("losetup -d %s: %v: %s", dev, err, out)
-		}
-		return os.Remove(img)
-	}
-}
-
-// sh runs a command and returns its output, failing the test when it fails.
 func sh(t testing.TB, name string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(name, args...).CombinedOutput()

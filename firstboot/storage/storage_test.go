@@ -1,6 +1,8 @@
 package storage
 
 import (
+	"github.com/ethikkom/ecs-appliance/internal/testtool"
+
 	"context"
 	"os"
 	"path/filepath"
@@ -125,7 +127,7 @@ func TestFstab(t *testing.T) {
 // Without a way to make a missing label, the error says what to change in env.yml.
 func TestMissingLabelErrors(t *testing.T) {
 	requireDisks(t)
-	dev := loopDisk(t, 16)
+	dev := testtool.LoopDisk(t, 16)
 	for _, tc := range []struct {
 		name string
 		st   env.Storage
@@ -154,7 +156,7 @@ func TestMissingLabelErrors(t *testing.T) {
 // has files on the root filesystem is not mounted over.
 func TestWholeDiskFilesystemsAndBusyMountPoint(t *testing.T) {
 	requireDisks(t)
-	a, b := loopDisk(t, 64), loopDisk(t, 64)
+	a, b := testtool.LoopDisk(t, 64), testtool.LoopDisk(t, 64)
 	sh(t, "mkfs.ext4", "-q", "-L", DataLabel, a)
 	sh(t, "mkfs.ext4", "-q", "-L", VolatileLabel, b)
 	root := testRoot(t)
@@ -180,7 +182,7 @@ func TestWholeDiskFilesystemsAndBusyMountPoint(t *testing.T) {
 // Two filesystems with one label make LABEL= ambiguous: refused.
 func TestDuplicateLabel(t *testing.T) {
 	requireDisks(t)
-	a, b := loopDisk(t, 16), loopDisk(t, 16)
+	a, b := testtool.LoopDisk(t, 16), testtool.LoopDisk(t, 16)
 	sh(t, "mkfs.ext4", "-q", "-L", DataLabel, a)
 	sh(t, "mkfs.ext4", "-q", "-L", DataLabel, b)
 	_, err := Ensure(context.Background(), Options{Root: testRoot(t), Storage: env.Storage{Ignore: env.StorageIgnore{Volatile: true}}, Devices: []string{a, b}, Services: &recorder{}})

@@ -4,8 +4,10 @@
 package testtool
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 )
 
@@ -38,5 +40,48 @@ func RequireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		Missing(t, "needs root")
+	}
+}
+
+// LoopDisk attaches a sparse image of sizeMiB to a loop device, detached (with any
+// partitions partx added) at cleanup.
+func LoopDisk(t testing.TB, sizeMiB int64) string {
+	t.Helper()
+	dev, detach := AttachLoop(t, t.TempDir(), sizeMiB)
+	t.Cleanup(func() {
+		if err := detach(); err != nil {
+			t.Error(err)
+		}
+	})
+	return dev
+}
+
+// AttachLoop makes a sparse image of sizeMiB in dir and attaches it to a loop
+// device; detach undoes both. For benchmarks that attach disks per iteration.
+func AttachLoop(t testing.TB, dir string, sizeMiB int64) (dev string, detach func() error) {
+	t.Helper()
+	RequireRoot(t)
+	Require(t, "losetup", "partx")
+	f, err := os.CreateTemp(dir, "disk-*.img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := f.Name()
+	if err := f.Truncate(sizeMiB << 20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	out, err := exec.Command("losetup", "--find", "--show", img).Output()
+	if err != nil {
+		t.Fatalf("losetup: %v", err)
+	}
+	dev = strings.TrimSpace(string(out))
+	return dev, func() error {
+		// The kernel keeps partitions added by partx after the loop device is detached.
+		exec.Command("partx", "-d", dev).Run()
+		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
+			return fmt.Errorf("losetup -d %s: %v: %s", dev, err, out)
+		}
+		return os.Remove(img)
 	}
 }
