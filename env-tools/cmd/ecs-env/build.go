@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ethikkom/ecs-appliance/env-tools/bundle"
+	"github.com/ethikkom/ecs-appliance/env-tools/cidata"
+	"github.com/ethikkom/ecs-appliance/env-tools/qrpaper"
+	"github.com/ethikkom/ecs-appliance/internal/atomicfile"
+)
+
+const buildHelp = `Usage: ecs-env build ENV [-o DIR] [--recipients FILE] [--meta-data FILE]
+
+Checks ENV (as "ecs-env check" does; an invalid env builds nothing) and writes to DIR
+(default: the directory of ENV), each file mode 0600 and written atomically:
+
+  env.yml.pdf      the paper backup: the env as text, then QR codes of it, then how to
+                   restore it (with "ecs-env restore" or pdftoppm, zbarimg, base64, gunzip)
+  env-cidata.iso   the cloud-init NoCloud seed to attach to the VM as a CD-ROM: user-data
+                   (the env), meta-data, env.yml.pdf
+  DOMAIN.env.YYYY-MM-DD_HH.MM.tar.gz.gpg
+                   only with recipients: the three files above in a tar.gz, encrypted to
+                   every OpenPGP key in the recipients file; each recipient decrypts it
+                   alone with "gpg --decrypt"
+
+Options:
+  -o DIR              where to write (default: ENV's directory)
+  --recipients FILE   armored OpenPGP public keys to encrypt the archive to (default:
+                      gpgkeys.txt next to ENV, if there). Expired, revoked and
+                      sign-only keys are refused.
+  --meta-data FILE    cloud-init meta-data for the ISO, e.g. with a static network
+                      config (default: meta-data.custom next to ENV, if there; else
+                      instance-id and local-hostname from the domain)
+`
+
+func runBuild(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("build", flag.ContinueOnError)
+	outDir := fs.String("o", "", "")
+	recipientsPath := fs.String("recipients", "", "")
+	metaPath := fs.String("meta-data", "", "")
+	pos, err := parseArgs(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	envPath := pos[0]
+	dir := filepath.Dir(envPath)
+	if *outDir == "" {
+		*outDir = dir
+	}
+	// The original's sibling files, used when no option names another file.
+	*recipientsPath = orSibling(*recipientsPath, dir, "gpgkeys.txt")
+	*metaPath = orSibling(*metaPath, dir, "meta-data.custom")
+
+	e, raw, err := loadEnv(envPath, stderr)
+	if err != nil {
+		return err
+	}
+	// Parse the recipients before the slow steps so a bad key fails at once.
+	var recipients openpgp.EntityList
+	if *recipientsPath != "" {
+		f, err := os.Open(*recipientsPath)
+		if err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		recipients, err = bundle.ReadRecipients(f, *recipientsPath)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	meta := cidata.MetaData(e.Appliance.Domain)
+	if *metaPath != "" {
+		if meta, err = os.ReadFile(*metaPath); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+	}
+	now := time.Now()
+
+	var pdf bytes.Buffer
+	st, err := qrpaper.Render(&pdf, qrpaper.Paper{Domain: e.Appliance.Domain, Created: now, Name: "env.yml", Data: raw})
+	if err != nil {
+		return err
+	}
+	pdfPath := filepath.Join(*outDir, "env.yml.pdf")
+	if err := atomicfile.WriteFile(pdfPath, pdf.Bytes(), atomicfile.Options{Perm: 0o600}); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s: %d pages (%d of text, %d of QR codes holding %d codes, 1 of instructions), sha256 %s\n",
+		pdfPath, st.Pages, st.TextPages, st.QRPages, st.QRCodes, st.SHA256)
+
+	isoPath := filepath.Join(*outDir, "env-cidata.iso")
+	if err := cidata.Write(isoPath, cidata.Files{UserData: raw, MetaData: meta, PDF: pdf.Bytes()}); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s: attach it to the VM as a CD-ROM\n", isoPath)
+
+	if recipients == nil {
+		fmt.Fprintln(stdout, "no recipients (no --recipients, no gpgkeys.txt): no encrypted archive")
+		return nil
+	}
+	iso, err := os.ReadFile(isoPath)
+	if err != nil {
+		return err
+	}
+	files := []bundle.File{
+		{Name: "env.yml", Data: raw},
+		{Name: "env.yml.pdf", Data: pdf.Bytes()},
+		{Name: "env-cidata.iso", Data: iso},
+	}
+	gpgPath := filepath.Join(*outDir, bundle.Name(e.Appliance.Domain, now))
+	err = atomicfile.Write(gpgPath, atomicfile.Options{Perm: 0o600}, func(w io.Writer) error {
+		return bundle.Seal(w, recipients, files, now)
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s: encrypted to %d key(s)\n", gpgPath, len(recipients))
+	return nil
+}
+
+// orSibling returns path, or dir/name if path is empty and that file exists.
+func orSibling(path, dir, name string) string {
+	if path != "" {
+		return path
+	}
+	if p := filepath.Join(dir, name); fileExists(p) {
+		return p
+	}
+	return ""
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

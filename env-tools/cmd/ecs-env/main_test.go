@@ -1,0 +1,195 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ethikkom/ecs-appliance/internal/testtool"
+)
+
+// ecsEnv runs the command in-process and returns its exit status and output.
+func ecsEnv(args ...string) (int, string, string) {
+	var out, errOut bytes.Buffer
+	code := run(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func mustRun(t *testing.T, args ...string) string {
+	t.Helper()
+	code, out, errOut := ecsEnv(args...)
+	if code != 0 {
+		t.Fatalf("ecs-env %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+func wantMode0600(t *testing.T, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", p, st.Mode().Perm())
+		}
+	}
+}
+
+func TestUsageAndHelp(t *testing.T) {
+	if code, _, _ := ecsEnv(); code != 2 {
+		t.Errorf("no arguments: exit %d, want 2", code)
+	}
+	if code, out, _ := ecsEnv("--help"); code != 0 || !strings.Contains(out, "ecs-env new DOMAIN") {
+		t.Errorf("--help: exit %d\n%s", code, out)
+	}
+	for name, c := range commands {
+		if code, out, _ := ecsEnv(name, "--help"); code != 0 || out != c.help {
+			t.Errorf("%s --help: exit %d\n%s", name, code, out)
+		}
+	}
+	if code, _, errOut := ecsEnv("check"); code != 2 || !strings.Contains(errOut, "wrong number of arguments") {
+		t.Errorf("check without ENV: exit %d\n%s", code, errOut)
+	}
+	if code, _, errOut := ecsEnv("check", "/nonexistent/env.yml"); code != 2 || !strings.Contains(errOut, "no such file") {
+		t.Errorf("check of a missing file: exit %d\n%s", code, errOut)
+	}
+	if code, _, _ := ecsEnv("frobnicate"); code != 2 {
+		t.Errorf("unknown command: exit %d", code)
+	}
+}
+
+func TestCheckListsEveryErrorPositioned(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "env.yml")
+	os.WriteFile(p, []byte("#cloud-config\nappliance:\n  domian: x\n  standby: maybe\necs: {}\n"), 0o600)
+	code, _, errOut := ecsEnv("check", p)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	for _, want := range []string{
+		p + `:3:3: unknown key appliance.domian; did you mean "domain"?`,
+		p + ":4:12: appliance.standby must be true or false, found a string",
+		p + ":5:6: missing required key ecs.settings",
+		p + ": 7 error(s)",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("missing %q in:\n%s", want, errOut)
+		}
+	}
+}
+
+// gpgRecipient makes a key with GnuPG itself (its default: RSA 3072, encryption subkey) and returns its GNUPGHOME and
+// its armored public key.
+func gpgRecipient(t *testing.T) (home string, public []byte) {
+	t.Helper()
+	home = t.TempDir()
+	gpg := func(args ...string) []byte {
+		cmd := exec.Command("gpg", append([]string{"--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", ""}, args...)...)
+		cmd.Env = append(os.Environ(), "GNUPGHOME="+home)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("gpg %v: %v", args, err)
+		}
+		return out
+	}
+	gpg("--quick-gen-key", "Keeper <keeper@example.org>", "default", "default", "never") // GnuPG 2.2: RSA 3072 + encryption subkey
+	return home, gpg("--armor", "--export", "keeper@example.org")
+}
+
+func untar(t *testing.T, data []byte) map[string][]byte {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return files
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[h.Name], _ = io.ReadAll(tr)
+	}
+}
+
+// TestNewBuildRestore is the admin's whole workflow against the real tools.
+func TestNewBuildRestore(t *testing.T) {
+	testtool.Require(t, "gpg", "pdftoppm")
+	dir := t.TempDir()
+	envPath := filepath.Join(dir, "env.yml")
+
+	mustRun(t, "new", "ecs.example.org", "-o", dir)
+	wantMode0600(t, envPath)
+	original, _ := os.ReadFile(envPath)
+	if code, _, errOut := ecsEnv("new", "ecs.example.org", "-o", dir); code != 1 || !strings.Contains(errOut, "already exists") {
+		t.Errorf("second new: exit %d\n%s", code, errOut)
+	}
+	if b, _ := os.ReadFile(envPath); !bytes.Equal(b, original) {
+		t.Fatal("second new changed env.yml")
+	}
+	mustRun(t, "check", envPath)
+	if out := mustRun(t, "flatten", "appliance", envPath); !strings.Contains(out, "APPLIANCE_DOMAIN=ecs.example.org\n") {
+		t.Errorf("flatten output lacks the domain")
+	}
+
+	home, public := gpgRecipient(t)
+	os.WriteFile(filepath.Join(dir, "gpgkeys.txt"), public, 0o644) // found as a sibling
+	out := mustRun(t, "build", envPath)
+	matches, _ := filepath.Glob(filepath.Join(dir, "ecs.example.org.env.*.tar.gz.gpg"))
+	if len(matches) != 1 {
+		t.Fatalf("no encrypted bundle; build said:\n%s", out)
+	}
+	pdfPath, isoPath := filepath.Join(dir, "env.yml.pdf"), filepath.Join(dir, "env-cidata.iso")
+	wantMode0600(t, pdfPath, isoPath, matches[0])
+
+	cmd := exec.Command("gpg", "--batch", "--quiet", "--decrypt", matches[0])
+	cmd.Env = append(os.Environ(), "GNUPGHOME="+home)
+	plain, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("gpg --decrypt: %v", err)
+	}
+	files := untar(t, plain)
+	pdf, _ := os.ReadFile(pdfPath)
+	iso, _ := os.ReadFile(isoPath)
+	if !bytes.Equal(files["env.yml"], original) || !bytes.Equal(files["env.yml.pdf"], pdf) || !bytes.Equal(files["env-cidata.iso"], iso) {
+		t.Errorf("bundle content differs from the files: has %d files", len(files))
+	}
+
+	pages := filepath.Join(t.TempDir(), "page")
+	if out, err := exec.Command("pdftoppm", "-r", "150", "-png", pdfPath, pages).CombinedOutput(); err != nil {
+		t.Fatalf("pdftoppm: %v\n%s", err, out)
+	}
+	pngs, _ := filepath.Glob(pages + "-*.png")
+	slices.Reverse(pngs) // any order
+	restored := filepath.Join(t.TempDir(), "env.yml")
+	mustRun(t, append(append([]string{"restore"}, pngs...), "-o", restored)...)
+	wantMode0600(t, restored)
+	if b, _ := os.ReadFile(restored); !bytes.Equal(b, original) {
+		t.Error("restored env differs from the original")
+	}
+}
+
+func TestBuildRefusesInvalidEnvAndWritesNothing(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "env.yml")
+	os.WriteFile(p, []byte("appliance: {}\n"), 0o600)
+	code, _, errOut := ecsEnv("build", p)
+	if code != 1 || !strings.Contains(errOut, `:1:1: the first line must be "#cloud-config"`) {
+		t.Errorf("exit %d\n%s", code, errOut)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("build of an invalid env left files: %v", ents)
+	}
+}

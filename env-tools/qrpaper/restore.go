@@ -1,0 +1,292 @@
+package qrpaper
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"image"
+	"image/draw"
+	_ "image/jpeg" // scans arrive as JPEG
+	_ "image/png"  // and as PNG
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/makiuchi-d/gozxing"
+	multidetector "github.com/makiuchi-d/gozxing/multi/qrcode/detector"
+	"github.com/makiuchi-d/gozxing/qrcode/decoder"
+	"github.com/makiuchi-d/gozxing/qrcode/detector"
+)
+
+// maxEnvBytes bounds what Restore inflates, so that a crafted set of codes cannot
+// exhaust memory; a real env is a few hundred kilobytes at most.
+const maxEnvBytes = 64 << 20
+
+// LoadImages decodes PNG and JPEG files, e.g. scanned pages or pdftoppm output.
+func LoadImages(paths ...string) ([]image.Image, error) {
+	imgs := make([]image.Image, 0, len(paths))
+	for _, path := range paths {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("qrpaper: %w", err)
+		}
+		img, _, err := image.Decode(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("qrpaper: reading image %s: %w", path, err)
+		}
+		imgs = append(imgs, img)
+	}
+	return imgs, nil
+}
+
+// Restore reads the QR codes on the given pages, in any order and with pages given
+// twice, and returns the env they hold. It fails, returning no data, when a code is
+// missing (naming it), when codes of different backups or foreign codes are mixed in,
+// and when the gzip stream or the sha256 it carries does not check out. Pages without
+// codes, such as the text listing, are ignored.
+func Restore(images []image.Image) ([]byte, error) {
+	found := make([][]string, len(images))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(images)) {
+		wg.Go(func() {
+			for i := range next {
+				found[i] = scanImage(images[i])
+			}
+		})
+	}
+	for i := range images {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	var texts []string
+	for _, f := range found {
+		texts = append(texts, f...)
+	}
+	return assemble(texts)
+}
+
+// scanImage returns the texts of the QR codes on one page. It looks for the finder
+// patterns of all codes on the page; when that finds fewer than a page's four codes,
+// as on a rotated, blurred or noisy scan it may, it also reads each quadrant on its
+// own, with overlap because scans are not aligned.
+func scanImage(img image.Image) []string {
+	hints := map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_TRY_HARDER: true}
+	src := gozxing.NewLuminanceSourceFromImage(gray(img))
+	seen := map[string]bool{}
+	var texts []string
+	read := func(bits *gozxing.BitMatrix, info *detector.FinderPatternInfo) {
+		if s, ok := decodeAt(bits, info); ok && !seen[s] {
+			seen[s] = true
+			texts = append(texts, s)
+		}
+	}
+	if bits, err := gozxing.NewHybridBinarizer(src).GetBlackMatrix(); err == nil {
+		infos, _ := multidetector.NewMultiFinderPatternFinder(bits, nil).FindMulti(hints)
+		for _, info := range infos {
+			read(bits, info)
+		}
+	}
+	if len(texts) >= 4 {
+		return texts
+	}
+	w, h := src.GetWidth(), src.GetHeight()
+	cw, ch := w*6/10, h*6/10
+	for _, corner := range [][2]int{{0, 0}, {w - cw, 0}, {0, h - ch}, {w - cw, h - ch}} {
+		crop, err := src.Crop(corner[0], corner[1], cw, ch)
+		if err != nil {
+			continue
+		}
+		bits, err := gozxing.NewHybridBinarizer(crop).GetBlackMatrix()
+		if err != nil {
+			continue
+		}
+		if info, err := detector.NewFinderPatternFinder(bits, nil).Find(hints); err == nil {
+			read(bits, info)
+		}
+	}
+	return texts
+}
+
+// gray returns img in grey. gozxing reads pixels through image.Image.At, which
+// allocates once per pixel of a colour image; a scan's JPEG already carries its
+// luminance in the Y plane.
+func gray(img image.Image) *image.Gray {
+	if g, ok := img.(*image.Gray); ok {
+		return g
+	}
+	b := img.Bounds()
+	g := image.NewGray(b)
+	switch img := img.(type) {
+	case *image.YCbCr:
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			i := img.YOffset(b.Min.X, y)
+			copy(g.Pix[g.PixOffset(b.Min.X, y):], img.Y[i:i+b.Dx()])
+		}
+	default:
+		draw.Draw(g, b, img, b.Min, draw.Src)
+	}
+	return g
+}
+
+// decodeAt reads the code whose finder patterns are info. gozxing's own detector
+// derives the code's dimension from one estimate of the module size, which for our
+// large codes (about 133 modules) is often off by two modules on a scan, and then
+// gives up; here the versions next to the estimate are tried as well, and the
+// Reed-Solomon check of the decoder rejects the wrong ones.
+func decodeAt(bits *gozxing.BitMatrix, info *detector.FinderPatternInfo) (string, bool) {
+	tl, tr, bl := info.GetTopLeft(), info.GetTopRight(), info.GetBottomLeft()
+	module := (tl.GetEstimatedModuleSize() + tr.GetEstimatedModuleSize() + bl.GetEstimatedModuleSize()) / 3
+	between := (gozxing.ResultPoint_Distance(tl, tr) + gozxing.ResultPoint_Distance(tl, bl)) / 2
+	if module < 1 {
+		return "", false
+	}
+	guess := int(math.Round((between/module + 7 - 17) / 4))
+	for _, dv := range []int{0, -1, 1, -2, 2} {
+		version := guess + dv
+		if version < 1 || version > 40 {
+			continue
+		}
+		dim := 17 + 4*version
+		var align *detector.AlignmentPattern
+		if version > 1 {
+			align = findAlignment(bits, tl, tr, bl, dim, between/float64(dim-7))
+		}
+		grid, err := detector.Detector_sampleGrid(bits, detector.Detector_createTransform(tl, tr, bl, align, dim), dim)
+		if err != nil {
+			continue
+		}
+		if res, err := decoder.NewDecoder().Decode(grid, nil); err == nil {
+			return res.GetText(), true
+		}
+	}
+	return "", false
+}
+
+// findAlignment looks for the alignment pattern nearest the bottom right corner,
+// where gozxing's detector looks, in growing regions; nil if there is none.
+func findAlignment(bits *gozxing.BitMatrix, tl, tr, bl gozxing.ResultPoint, dim int, module float64) *detector.AlignmentPattern {
+	brX := tr.GetX() - tl.GetX() + bl.GetX()
+	brY := tr.GetY() - tl.GetY() + bl.GetY()
+	corr := 1 - 3/float64(dim-7) // the pattern sits 3 modules in from the corner
+	x := tl.GetX() + corr*(brX-tl.GetX())
+	y := tl.GetY() + corr*(brY-tl.GetY())
+	for _, allowance := range []float64{4, 8, 16} {
+		r := allowance * module
+		left, top := max(0, int(x-r)), max(0, int(y-r))
+		right, bottom := min(bits.GetWidth()-1, int(x+r)), min(bits.GetHeight()-1, int(y+r))
+		if float64(right-left) < 3*module || float64(bottom-top) < 3*module {
+			return nil
+		}
+		if p, err := detector.NewAlignmentPatternFinder(bits, left, top, right-left, bottom-top, module, nil).Find(); err == nil {
+			return p
+		}
+	}
+	return nil
+}
+
+// piece is one decoded code: its number, the backup's total and its gzip bytes.
+type piece struct {
+	i, n int
+	data []byte
+}
+
+// parsePiece reads "003/146 <base64>". Error messages never quote the text: a code
+// of ours carries secrets.
+func parsePiece(text string) (piece, error) {
+	foreign := errors.New("qrpaper: a QR code that is not part of a paper backup was found")
+	if len(text) < labelLen || text[3] != '/' || text[7] != ' ' {
+		return piece{}, foreign
+	}
+	i, err1 := strconv.Atoi(text[:3])
+	n, err2 := strconv.Atoi(text[4:7])
+	data, err3 := base64.StdEncoding.Strict().DecodeString(text[labelLen:])
+	if err1 != nil || err2 != nil || err3 != nil || i < 1 || i > n || len(data) == 0 {
+		return piece{}, foreign
+	}
+	return piece{i: i, n: n, data: data}, nil
+}
+
+// assemble checks that texts form one complete backup and returns the env.
+func assemble(texts []string) ([]byte, error) {
+	if len(texts) == 0 {
+		return nil, errors.New("qrpaper: no QR codes found")
+	}
+	var pieces [][]byte
+	total := 0
+	for _, text := range texts {
+		p, err := parsePiece(text)
+		if err != nil {
+			return nil, err
+		}
+		if total == 0 {
+			total = p.n
+			pieces = make([][]byte, total+1)
+		}
+		if p.n != total {
+			return nil, fmt.Errorf("qrpaper: codes of different backups: some count %d codes, some %d", total, p.n)
+		}
+		if pieces[p.i] != nil && !bytes.Equal(pieces[p.i], p.data) {
+			return nil, fmt.Errorf("qrpaper: two different codes are labelled %d/%d: codes of different backups", p.i, total)
+		}
+		pieces[p.i] = p.data
+	}
+	var missing []string
+	for i := 1; i <= total; i++ {
+		if pieces[i] == nil {
+			missing = append(missing, fmt.Sprintf("%d/%d", i, total))
+		}
+	}
+	if len(missing) > 0 {
+		const show = 20
+		more := ""
+		if len(missing) > show {
+			more = fmt.Sprintf(" and %d more", len(missing)-show)
+			missing = missing[:show]
+		}
+		return nil, fmt.Errorf("qrpaper: incomplete backup: missing %s%s", strings.Join(missing, ", "), more)
+	}
+	return inflate(bytes.Join(pieces[1:], nil))
+}
+
+// inflate gunzips gz and checks the sha256 its header carries.
+func inflate(gz []byte) ([]byte, error) {
+	damaged := func(err error) error {
+		return fmt.Errorf("qrpaper: the codes do not form a valid gzip stream (damaged or mixed codes): %w", err)
+	}
+	br := bytes.NewReader(gz)
+	zr, err := gzip.NewReader(br)
+	if err != nil {
+		return nil, damaged(err)
+	}
+	zr.Multistream(false)
+	want, ok := strings.CutPrefix(zr.Comment, sumComment)
+	if !ok {
+		return nil, errors.New("qrpaper: the backup carries no sha256 to check against")
+	}
+	data, err := io.ReadAll(io.LimitReader(zr, maxEnvBytes+1))
+	if err != nil {
+		return nil, damaged(err)
+	}
+	if len(data) > maxEnvBytes {
+		return nil, fmt.Errorf("qrpaper: the backup inflates to more than %d bytes", maxEnvBytes)
+	}
+	if br.Len() > 0 {
+		return nil, damaged(errors.New("data after the end of the gzip stream"))
+	}
+	sum := sha256.Sum256(data)
+	if got := hex.EncodeToString(sum[:]); got != want {
+		return nil, fmt.Errorf("qrpaper: sha256 mismatch: the restored data has %s, the backup says %s", got, want)
+	}
+	return data, nil
+}

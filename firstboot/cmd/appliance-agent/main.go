@@ -1,0 +1,180 @@
+// Command appliance-agent turns a VM into the ECS appliance its env.yml describes. It
+// runs at every boot (appliance-agent.service); admins use it to see why a boot failed
+// and to clear the failed state.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ethikkom/ecs-appliance/firstboot/agent"
+	"github.com/ethikkom/ecs-appliance/firstboot/status"
+)
+
+const usage = `appliance-agent — turns this machine into the ECS appliance its env.yml describes
+
+Usage:
+  appliance-agent boot [--until PHASE]   the whole run (what appliance-agent.service does)
+  appliance-agent discover               which env.yml source would be used, and why; changes nothing
+  appliance-agent status                 what the appliance is doing (also /run/appliance/status.json)
+  appliance-agent reset-failed           clear the failed state after fixing its cause
+  appliance-agent state                  the recorded tags, flags and recent runs
+
+A boot runs these phases: discover (find env.yml: $ENV_YML, /app/env.yml, a cidata or
+config-2 disk, cloud metadata; see /etc/appliance/agent.yml) → activate (validate it,
+write /run/active-env.yml) → storage (/data and /volatile) → state (the record of
+runs) → prepare (hostname, SSH keys) → start (the stack's services) → verify (health
+checks). A second boot with nothing new says "unchanged". If a phase fails, the
+status page says which and why, /run/appliance-failed keeps the stack from starting,
+and after fixing the cause "appliance-agent reset-failed" (or a reboot) clears it.
+
+Options (every command):
+  --root DIR      work on the machine tree under DIR instead of / (tests, images)
+  --device PATH   search and set up only this block device (repeatable); default: all
+Exit status: 0 success or standby, 1 failure, 2 usage error.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+type devices []string
+
+func (d *devices) String() string     { return strings.Join(*d, ",") }
+func (d *devices) Set(v string) error { *d = append(*d, v); return nil }
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd := args[0]
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	root := fs.String("root", "/", "")
+	var devs devices
+	fs.Var(&devs, "device", "")
+	until := fs.String("until", "", "")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
+		fmt.Fprintf(stderr, "appliance-agent %s: %v\n\n%s", cmd, err, usage)
+		return 2
+	}
+	if fs.NArg() > 0 || *until != "" && cmd != "boot" {
+		fmt.Fprintf(stderr, "appliance-agent %s: unexpected arguments\n\n%s", cmd, usage)
+		return 2
+	}
+	var err error
+	switch cmd {
+	case "boot":
+		err = agent.Boot(ctx, agent.Options{Root: *root, Devices: devs, EnvYML: os.Getenv("ENV_YML"), Until: *until, Out: stdout})
+	case "discover":
+		err = discover(ctx, *root, devs, stdout)
+	case "status":
+		err = printStatus(*root, stdout)
+	case "reset-failed":
+		if err = agent.ResetFailed(*root); err == nil {
+			fmt.Fprintln(stdout, "failed state cleared; start the appliance again with: systemctl restart appliance-agent")
+		}
+	case "state":
+		err = printState(ctx, *root, stdout)
+	default:
+		fmt.Fprintf(stderr, "appliance-agent: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "appliance-agent %s: %v\n", cmd, err)
+		return 1
+	}
+	return 0
+}
+
+func discover(ctx context.Context, root string, devs []string, out io.Writer) error {
+	res, err := agent.Discover(ctx, root, devs, os.Getenv("ENV_YML"))
+	if res != nil {
+		for _, r := range res.Reports {
+			fmt.Fprintf(out, "%-11s %s", r.Source, r.Status)
+			if r.From != "" {
+				fmt.Fprintf(out, " %s", r.From)
+			}
+			if r.Reason != "" {
+				fmt.Fprintf(out, ": %s", r.Reason)
+			}
+			fmt.Fprintln(out)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "would use: %s\n", res)
+	return nil
+}
+
+func printStatus(root string, out io.Writer) error {
+	s, err := status.Read(root)
+	if errors.Is(err, os.ErrNotExist) {
+		return errors.New("no status yet: the agent has not run since boot")
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(out, s)
+	return nil
+}
+
+func printState(ctx context.Context, root string, out io.Writer) error {
+	// The boot run has ended and closed its node, so open our own.
+	s, err := agent.OpenState(ctx, root)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	tags, err := s.Tags(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "tags:")
+	for _, t := range tags {
+		fmt.Fprintf(out, "  %-24s %s\n", t.Name, t.Value)
+	}
+	flags, err := s.Flags(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "flags:")
+	for _, f := range flags {
+		fmt.Fprintf(out, "  %-24s %v\n", f.Name, map[bool]string{true: "on", false: "off"}[f.On])
+	}
+	runs, err := s.Runs(ctx, 10)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "runs (newest first):")
+	for _, r := range runs {
+		fmt.Fprintf(out, "  #%d %s %s", r.ID, r.Started.Format(time.RFC3339), r.Result)
+		if r.Error != "" {
+			fmt.Fprintf(out, ": %s", r.Error)
+		}
+		fmt.Fprintln(out)
+		for _, p := range r.Phases {
+			fmt.Fprintf(out, "      %-8s %-9s %s\n", p.Name, p.Result, p.Ended.Sub(p.Started).Round(time.Millisecond))
+		}
+	}
+	return nil
+}
