@@ -18,7 +18,7 @@ cp env/testdata/template-env.yml "$work/small/env.yml"
   echo "    files:"
   echo "      - path: /etc/ecs/bulk.pem"
   echo "        contents: |"
-  head -c 66000 /dev/urandom | base64 -w 64 | sed 's/^/          /'
+  head -c 56000 /dev/urandom | base64 -w 64 | sed 's/^/          /'
 } > "$work/extra.yml"
 bin/ecs-env new ecs.example.org -o "$work/large" --extra "$work/extra.yml" >/dev/null
 
