@@ -52,10 +52,11 @@ func Write(path string, files Files) error {
 	}
 	defer out.Abort()
 
-	// go-diskfs builds the image from a directory tree. It lives next to the target
-	// rather than in /tmp so the plaintext stays on the filesystem that receives it
-	// anyway; MkdirTemp makes it 0700 and the files are 0600.
-	ws, err := os.MkdirTemp(filepath.Dir(path), "."+filepath.Base(path)+".work-*")
+	// go-diskfs builds the image from a directory tree. It goes to memory (/dev/shm)
+	// so the plaintext staging copy never reaches a disk; where there is no /dev/shm,
+	// next to the target, on the filesystem that receives the plaintext anyway.
+	// MkdirTemp makes it 0700 and the files are 0600; it is removed on every path.
+	ws, err := os.MkdirTemp(workParent(path), "."+filepath.Base(path)+".work-*")
 	if err != nil {
 		return err
 	}
@@ -116,4 +117,11 @@ func volumeSize(f *os.File) (int64, error) {
 		return 0, errors.New("cidata: no primary volume descriptor at sector 16")
 	}
 	return int64(binary.LittleEndian.Uint32(pvd[80:84])) * blockSize, nil
+}
+
+func workParent(target string) string {
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		return "/dev/shm"
+	}
+	return filepath.Dir(target)
 }

@@ -69,6 +69,7 @@ func TestSeedReadByRealTools(t *testing.T) {
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Errorf("directory holds %d entries, want only the image (work files left behind?)", len(ents))
 	}
+	assertNoWorkspace(t, workParent(iso), iso)
 
 	blk := run(t, "blkid", "-p", "-o", "export", iso)
 	for _, want := range []string{"LABEL=cidata", "TYPE=iso9660"} {
@@ -191,6 +192,7 @@ func TestFailedWriteLeavesNothing(t *testing.T) {
 		}
 		assertOnly(t, dir, "env-cidata.iso")
 		assertOnly(t, target)
+		assertNoWorkspace(t, workParent(target), target)
 	})
 	t.Run("missing content", func(t *testing.T) {
 		dir := t.TempDir()
@@ -215,5 +217,14 @@ func assertOnly(t *testing.T, dir string, names ...string) {
 	}
 	if !slices.Equal(got, names) {
 		t.Errorf("%s holds %q, want %q", dir, got, names)
+	}
+}
+
+// assertNoWorkspace checks that no staging directory of target's is left in parent.
+func assertNoWorkspace(t *testing.T, parent, target string) {
+	t.Helper()
+	left, _ := filepath.Glob(filepath.Join(parent, "."+filepath.Base(target)+".work-*"))
+	if len(left) > 0 {
+		t.Errorf("staging directories left behind: %v", left)
 	}
 }
