@@ -179,6 +179,34 @@ func TestNewBuildRestore(t *testing.T) {
 	if b, _ := os.ReadFile(restored); !bytes.Equal(b, original) {
 		t.Error("restored env differs from the original")
 	}
+
+	// A crude print and scan (build-machine-facts.md): rotated, blurred, noisy JPEGs.
+	testtool.Require(t, "convert-im6.q16")
+	var jpegs []string
+	for _, png := range pngs {
+		jpg := strings.TrimSuffix(png, ".png") + ".jpg"
+		args := []string{png, "-rotate", "2", "-blur", "0x0.8", "-attenuate", "0.6", "+noise", "Gaussian", "-seed", "1", "-quality", "70", jpg}
+		if out, err := exec.Command("convert-im6.q16", args...).CombinedOutput(); err != nil {
+			t.Fatalf("convert: %v\n%s", err, out)
+		}
+		jpegs = append(jpegs, jpg)
+	}
+	fromScan := filepath.Join(t.TempDir(), "env.yml")
+	mustRun(t, append(append([]string{"restore"}, jpegs...), "-o", fromScan)...)
+	if b, _ := os.ReadFile(fromScan); !bytes.Equal(b, original) {
+		t.Error("env restored from the scanned JPEGs differs from the original")
+	}
+	// Without the last QR page (jpegs are reversed: [instructions, last QR page, …])
+	// the set is incomplete: a named error and no file.
+	partial := filepath.Join(t.TempDir(), "env.yml")
+	withoutPage := append([]string{jpegs[0]}, jpegs[2:]...)
+	code, _, errOut := ecsEnv(append(append([]string{"restore"}, withoutPage...), "-o", partial)...)
+	if code != 1 || !strings.Contains(errOut, "missing ") {
+		t.Errorf("restore without the last page: exit %d\n%s", code, errOut)
+	}
+	if _, err := os.Stat(partial); !os.IsNotExist(err) {
+		t.Error("an incomplete set wrote a file")
+	}
 }
 
 func TestBuildRefusesInvalidEnvAndWritesNothing(t *testing.T) {
