@@ -85,3 +85,11 @@ func AttachLoop(t testing.TB, dir string, sizeMiB int64) (dev string, detach fun
 		return os.Remove(img)
 	}
 }
+
+// RequireFile is Require for data files a test needs (firmware, images).
+func RequireFile(t testing.TB, path string) {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		Missing(t, path+" is missing (make test installs it)")
+	}
+}
