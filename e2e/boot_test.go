@@ -108,14 +108,14 @@ func withDataDisk(t *testing.T, envPath string) {
 // through a forwarded port, powers the VM off, and returns the outcome.
 func boot(t *testing.T, dir, name, root, data, iso, ovmfVars string) string {
 	t.Helper()
-	port := freePort(t)
+	addr := testtool.FreeAddress(t)
 	serial := filepath.Join(dir, name+"-serial.log")
 	args := []string{"-accel", "tcg", "-m", "2048", "-smp", "2", "-nographic", "-no-reboot",
 		"-serial", "file:" + serial, "-monitor", "none",
 		"-drive", "file=" + root + ",if=virtio,format=qcow2",
 		"-drive", "file=" + data + ",if=virtio,format=raw",
 		"-drive", "file=" + iso + ",media=cdrom,readonly=on",
-		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:80", port), "-device", "virtio-net-pci,netdev=n0",
+		"-netdev", "user,id=n0,hostfwd=tcp:" + addr + "-:80", "-device", "virtio-net-pci,netdev=n0",
 		"-qmp", "unix:" + filepath.Join(dir, name+".qmp") + ",server,nowait"}
 	if ovmfVars != "" {
 		args = append(args, "-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd",
@@ -145,7 +145,7 @@ func boot(t *testing.T, dir, name, root, data, iso, ovmfVars string) string {
 	t.Logf("%s boot: outcome %s %s after QEMU started", name, outcome, time.Since(started).Round(time.Second))
 
 	for _, path := range []string{"/", "/status.json"} {
-		body, code, err := fetch(ctx, fmt.Sprintf("http://127.0.0.1:%d%s", port, path))
+		body, code, err := fetch(ctx, "http://"+addr+path)
 		if err != nil {
 			t.Errorf("GET %s: %v", path, err)
 			continue
@@ -256,15 +256,6 @@ func copyFile(t *testing.T, from, to string) {
 	if err := os.WriteFile(to, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func tail(path string, n int) string {

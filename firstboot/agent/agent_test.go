@@ -5,7 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"github.com/ethikkom/ecs-appliance/internal/testtool"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,16 +17,6 @@ import (
 
 const sshKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl admin@example.org"
 
-func freeAddress(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // newRoot makes a machine tree whose env.yml is /app/env.yml, with storage on the root
 // filesystem and discovery limited to local files (no host disks, no network).
 func newRoot(t testing.TB, edit func(string) string) string {
@@ -37,7 +27,7 @@ func newRoot(t testing.TB, edit func(string) string) string {
 		t.Fatal(err)
 	}
 	s := strings.Replace(string(envText), "ssh_deprecated_keys:\n", "ssh_deprecated_keys:\n  - ssh-rsa AAAAold old@example.org\n", 1)
-	s = strings.Replace(s, "  backup:\n", "  cluster:\n    bind: "+freeAddress(t)+"\n  backup:\n", 1)
+	s = strings.Replace(s, "  backup:\n", "  cluster:\n    bind: "+testtool.FreeAddress(t)+"\n  backup:\n", 1)
 	if edit != nil {
 		s = edit(s)
 	}

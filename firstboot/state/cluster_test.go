@@ -1,6 +1,8 @@
 package state
 
 import (
+	"github.com/ethikkom/ecs-appliance/internal/testtool"
+
 	"context"
 	"database/sql"
 	"errors"
@@ -36,7 +38,7 @@ func startCluster(t *testing.T) []*node {
 	})
 	var join []string
 	for range 3 {
-		addr := freeAddress(t)
+		addr := testtool.FreeAddress(t)
 		s, err := Open(ctx, t.TempDir(), Options{Address: addr, Join: join, Logger: testLogger})
 		if err != nil {
 			t.Fatal(err)

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ethikkom/ecs-appliance/internal/testtool"
 	"log/slog"
-	"net"
 	"os"
 	"reflect"
 	"strings"
@@ -16,17 +16,6 @@ import (
 // testLogger keeps dqlite's join and election chatter out of test output but shows
 // its errors.
 var testLogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-
-// freeAddress returns a loopback address with a port nobody listens on right now.
-func freeAddress(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // deadline is a generous bound for anything that waits on dqlite.
 func deadline(t testing.TB, d time.Duration) context.Context {
@@ -39,7 +28,7 @@ func deadline(t testing.TB, d time.Duration) context.Context {
 func openSingle(t testing.TB) (*Store, string) {
 	t.Helper()
 	dir := t.TempDir()
-	s, err := Open(deadline(t, 30*time.Second), dir, Options{Address: freeAddress(t), Logger: testLogger})
+	s, err := Open(deadline(t, 30*time.Second), dir, Options{Address: testtool.FreeAddress(t), Logger: testLogger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +308,7 @@ func TestConcurrentWrites(t *testing.T) {
 // migrated twice, and that a store written by a newer agent is refused.
 func TestReopen(t *testing.T) {
 	dir := t.TempDir()
-	addr := freeAddress(t)
+	addr := testtool.FreeAddress(t)
 	ctx := deadline(t, time.Minute)
 	s, err := Open(ctx, dir, Options{Address: addr, Logger: testLogger})
 	if err != nil {
@@ -332,7 +321,7 @@ func TestReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if _, err := Open(ctx, dir, Options{Address: freeAddress(t), Logger: testLogger}); err == nil ||
+	if _, err := Open(ctx, dir, Options{Address: testtool.FreeAddress(t), Logger: testLogger}); err == nil ||
 		!strings.Contains(err.Error(), "does not match") {
 		t.Fatalf("reopening on another address: %v; want a mismatch error", err)
 	}
@@ -370,7 +359,7 @@ func BenchmarkOpenAndSaveRun(b *testing.B) {
 		dir := b.TempDir()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		start := time.Now()
-		s, err := Open(ctx, dir, Options{Address: freeAddress(b), Logger: testLogger})
+		s, err := Open(ctx, dir, Options{Address: testtool.FreeAddress(b), Logger: testLogger})
 		if err != nil {
 			b.Fatal(err)
 		}

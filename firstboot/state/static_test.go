@@ -47,7 +47,7 @@ func TestStaticBinary(t *testing.T) {
 	}
 	t.Logf("static binary: %.1f MB (%d bytes)", float64(info.Size())/1e6, info.Size())
 
-	dir, addr := filepath.Join(tmp, "state"), freeAddress(t)
+	dir, addr := filepath.Join(tmp, "state"), testtool.FreeAddress(t)
 	ctx := deadline(t, time.Minute)
 	run, err := exec.CommandContext(ctx, probe, dir, addr).CombinedOutput()
 	if err != nil || strings.TrimSpace(string(run)) != "static" {
