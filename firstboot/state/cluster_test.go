@@ -1,8 +1,6 @@
 package state
 
 import (
-	"github.com/ethikkom/ecs-appliance/internal/testtool"
-
 	"context"
 	"database/sql"
 	"errors"
@@ -12,6 +10,7 @@ import (
 	"time"
 
 	"github.com/canonical/go-dqlite/client"
+	"github.com/ethikkom/ecs-appliance/internal/testtool"
 )
 
 // node is one member of a test cluster.

@@ -1,8 +1,6 @@
 package storage
 
 import (
-	"github.com/ethikkom/ecs-appliance/internal/testtool"
-
 	"context"
 	"os"
 	"path/filepath"
@@ -12,6 +10,7 @@ import (
 	"github.com/diskfs/go-diskfs/partition/gpt"
 
 	"github.com/ethikkom/ecs-appliance/env"
+	"github.com/ethikkom/ecs-appliance/internal/testtool"
 )
 
 // layout aligns to 1 MiB, sizes percentages on the whole disk, gives the last
