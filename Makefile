@@ -15,6 +15,10 @@ TEST_TOOLS := gpg:gnupg pdftoppm:poppler-utils pdftotext:poppler-utils zbarimg:z
 	sgdisk:gdisk mkfs.vfat:dosfstools mcopy:mtools convert-im6.q16:imagemagick \
 	blkid:util-linux partx:util-linux losetup:mount sfdisk:fdisk systemd-analyze:systemd
 
+# Debian packages the image builder's tests use, checked by package (some ship no command).
+TEST_PACKAGES := mmdebstrap debootstrap debian-archive-keyring qemu-utils qemu-system-x86 ovmf \
+	grub-pc-bin grub-efi-amd64-bin cloud-guest-utils
+
 .PHONY: all build test test-deps lint bench image clean
 
 all: build
@@ -29,6 +33,9 @@ test: test-deps
 test-deps: static-deps
 	@missing=(); for pair in $(TEST_TOOLS); do \
 		command -v "$${pair%%:*}" >/dev/null || missing+=("$${pair#*:}"); \
+	done; \
+	for pkg in $(TEST_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' "$$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$$pkg"); \
 	done; \
 	if [ $${#missing[@]} -gt 0 ]; then \
 		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
