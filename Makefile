@@ -7,19 +7,20 @@ BIN := bin
 # Tests and vet use Debian's SQLite, the one the static agent links, not go-sqlite3's copy.
 export GOFLAGS := -tags=libsqlite3
 
-include firstboot/static.mk
+include firstboot/static.mk mk/image.mk
 
 # command:Debian package for every real tool the tests run against.
 TEST_TOOLS := gpg:gnupg pdftoppm:poppler-utils pdftotext:poppler-utils zbarimg:zbar-tools \
 	xorriso:xorriso /usr/bin/cloud-init:cloud-init e2fsck:e2fsprogs mkfs.ext4:e2fsprogs \
 	sgdisk:gdisk mkfs.vfat:dosfstools mcopy:mtools convert-im6.q16:imagemagick \
-	blkid:util-linux partx:util-linux losetup:mount sfdisk:fdisk systemd-analyze:systemd
+	blkid:util-linux partx:util-linux losetup:mount sfdisk:fdisk systemd-analyze:systemd \
+	mmdebstrap:mmdebstrap /usr/sbin/sshd:openssh-server
 
 # Debian packages the image builder's tests use, checked by package (some ship no command).
 TEST_PACKAGES := mmdebstrap debootstrap debian-archive-keyring qemu-utils qemu-system-x86 ovmf \
 	grub-pc-bin grub-efi-amd64-bin cloud-guest-utils
 
-.PHONY: all build test test-deps lint bench image clean
+.PHONY: all build test test-deps lint bench e2e clean
 
 all: build
 
@@ -30,7 +31,7 @@ build: appliance-agent-static
 test: test-deps
 	$(GO) test -timeout 25m ./...
 
-test-deps: static-deps
+test-deps: static-deps image-deps
 	@missing=(); for pair in $(TEST_TOOLS); do \
 		command -v "$${pair%%:*}" >/dev/null || missing+=("$${pair#*:}"); \
 	done; \
@@ -53,8 +54,9 @@ lint: test-deps
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-image:
-	@echo "make image: the image pipeline (issue 4) is not built yet" >&2; exit 1
+## e2e: build the image, then boot it in QEMU (SeaBIOS and OVMF) with an env ISO and a data disk.
+e2e: image
+	ECS_E2E_IMAGE=$(abspath $(IMAGE_OUTPUT))/appliance.qcow2 $(GO) test -count=1 -v -timeout 60m ./e2e/
 
 clean:
 	rm -rf $(BIN)

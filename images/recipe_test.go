@@ -1,0 +1,53 @@
+package images
+
+import (
+	"io/fs"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestRecipeLoadsAndCoversTheStack(t *testing.T) {
+	r, err := LoadRecipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The agent starts the stack: no unit of it may start on its own at boot.
+	s, err := LoadStack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range s.Units {
+		if !strings.HasPrefix(u, "appliance") && !slices.Contains(r.Disable, u) {
+			t.Errorf("stack unit %s is not in the recipe's disable list", u)
+		}
+	}
+	// Every unit we ship is installed.
+	installed := map[string]bool{}
+	for _, role := range r.Roles {
+		for _, f := range role.Files {
+			installed[f.From] = true
+		}
+	}
+	units, _ := fs.Glob(FS, "systemd/*")
+	for _, u := range units {
+		if !installed[u] {
+			t.Errorf("images/%s is not installed by the recipe", u)
+		}
+	}
+	// Every base spells every role the recipe uses.
+	table, err := Bases()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range table.Names() {
+		b, _ := table.Lookup(name)
+		pkgs, err := r.Packages(b, r.Roles)
+		if err != nil || len(pkgs) == 0 {
+			t.Errorf("%s: %v %v", name, pkgs, err)
+		}
+		if name == "ubuntu-xenial" && slices.Contains(pkgs, "systemd-resolved") {
+			t.Errorf("xenial gets systemd-resolved, which is part of its systemd")
+		}
+	}
+}
