@@ -1,6 +1,7 @@
 package images
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -19,6 +20,33 @@ func TestStackIsComplete(t *testing.T) {
 			if _, err := FS.ReadFile("systemd/" + u); err != nil {
 				t.Errorf("stack starts %s, which images/systemd does not have", u)
 			}
+		}
+	}
+}
+
+// TestNoOrderingDeadlock: the agent's oneshot run starts the stack's units with
+// "systemctl start", which waits forever for a unit ordered after that run.
+func TestNoOrderingDeadlock(t *testing.T) {
+	s, err := LoadStack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent, err := FS.ReadFile("systemd/appliance-agent.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before []string
+	for _, line := range strings.Split(string(agent), "\n") {
+		if v, ok := strings.CutPrefix(line, "Before="); ok {
+			before = append(before, strings.Fields(v)...)
+		}
+	}
+	for _, u := range s.Units {
+		if slices.Contains(before, u) {
+			t.Errorf("appliance-agent.service is ordered before %s, which it starts", u)
+		}
+		if unit, err := FS.ReadFile("systemd/" + u); err == nil && strings.Contains(string(unit), "After=appliance-agent.service") {
+			t.Errorf("%s is ordered after appliance-agent.service, which starts it", u)
 		}
 	}
 }
