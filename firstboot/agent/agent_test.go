@@ -4,49 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"github.com/ethikkom/ecs-appliance/internal/testtool"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/ethikkom/ecs-appliance/firstboot/agent/agenttest"
 	"github.com/ethikkom/ecs-appliance/firstboot/status"
 )
-
-const sshKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl admin@example.org"
-
-// newRoot makes a machine tree whose env.yml is /app/env.yml, with storage on the root
-// filesystem and discovery limited to local files (no host disks, no network).
-func newRoot(t testing.TB, edit func(string) string) string {
-	t.Helper()
-	root := t.TempDir()
-	envText, err := os.ReadFile("../../env/testdata/template-env.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := strings.Replace(string(envText), "ssh_deprecated_keys:\n", "ssh_deprecated_keys:\n  - ssh-rsa AAAAold old@example.org\n", 1)
-	s = strings.Replace(s, "  backup:\n", "  cluster:\n    bind: "+testtool.FreeAddress(t)+"\n  backup:\n", 1)
-	if edit != nil {
-		s = edit(s)
-	}
-	uid, gid := os.Getuid(), os.Getgid()
-	files := map[string]string{
-		"app/env.yml":               s,
-		"etc/appliance/agent.yml":   "sources: [env-file, local]\n",
-		"etc/passwd":                fmt.Sprintf("root:x:%d:%d:root:/root:/bin/bash\napp:x:%d:%d::/app:/bin/bash\npostgres:x:%d:%d::/var/lib/postgresql:/bin/bash\n", uid, gid, uid, gid, uid, gid),
-		"etc/group":                 fmt.Sprintf("root:x:%d:\napp:x:%d:\npostgres:x:%d:\n", gid, gid, gid),
-		"root/.ssh/authorized_keys": "ssh-rsa AAAAold old@example.org\nssh-ed25519 AAAAkeep keep@example.org\n",
-	}
-	for p, c := range files {
-		os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755)
-		if err := os.WriteFile(filepath.Join(root, p), []byte(c), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
-}
 
 type fakeSystemd struct{ started []string }
 
@@ -66,7 +32,7 @@ func runBoot(t *testing.T, root, until string, sd Systemd) (string, error) {
 }
 
 func TestBootConvergesAndSecondRunIsUnchanged(t *testing.T) {
-	root := newRoot(t, nil)
+	root := agenttest.NewRoot(t, nil)
 	sd := &fakeSystemd{}
 	out, err := runBoot(t, root, "start", sd)
 	if err != nil {
@@ -87,10 +53,10 @@ func TestBootConvergesAndSecondRunIsUnchanged(t *testing.T) {
 		t.Errorf("hostname %q", h)
 	}
 	keys, _ := os.ReadFile(filepath.Join(root, "root/.ssh/authorized_keys"))
-	if string(keys) != "ssh-ed25519 AAAAkeep keep@example.org\n"+sshKey+"\n" {
+	if string(keys) != "ssh-ed25519 AAAAkeep keep@example.org\n"+agenttest.SSHKey+"\n" {
 		t.Errorf("root's authorized_keys:\n%s", keys)
 	}
-	if appKeys, _ := os.ReadFile(filepath.Join(root, "app/.ssh/authorized_keys")); string(appKeys) != sshKey+"\n" {
+	if appKeys, _ := os.ReadFile(filepath.Join(root, "app/.ssh/authorized_keys")); string(appKeys) != agenttest.SSHKey+"\n" {
 		t.Errorf("app's authorized_keys:\n%s", appKeys)
 	}
 	if len(sd.started) == 0 || sd.started[len(sd.started)-1] != "appliance.target" {
@@ -124,7 +90,7 @@ func TestBootConvergesAndSecondRunIsUnchanged(t *testing.T) {
 }
 
 func TestInvalidEnvFailsUntilReset(t *testing.T) {
-	root := newRoot(t, func(s string) string {
+	root := agenttest.NewRoot(t, func(s string) string {
 		return strings.Replace(s, "    exporter: true", "    exporter: 'W3k1bX6UOMw0'", 1)
 	})
 	out, err := runBoot(t, root, "", nil)
@@ -155,7 +121,7 @@ func TestInvalidEnvFailsUntilReset(t *testing.T) {
 }
 
 func TestStandbyStartsNothing(t *testing.T) {
-	root := newRoot(t, func(s string) string {
+	root := agenttest.NewRoot(t, func(s string) string {
 		return strings.Replace(s, "appliance:\n", "appliance:\n  standby: true\n", 1)
 	})
 	sd := &fakeSystemd{}

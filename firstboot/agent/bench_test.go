@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ethikkom/ecs-appliance/firstboot/agent/agenttest"
 	"github.com/ethikkom/ecs-appliance/internal/testtool"
 )
 
@@ -20,7 +21,7 @@ func BenchmarkBootTwoDisks(b *testing.B) {
 		dir := b.TempDir()
 		dataDev, detachData := testtool.AttachLoop(b, dir, 10<<10)
 		volDev, detachVol := testtool.AttachLoop(b, dir, 10<<10)
-		root := newRoot(b, func(s string) string {
+		root := agenttest.NewRoot(b, func(s string) string {
 			i, j := strings.Index(s, "  storage:\n"), strings.Index(s, "  dkim:\n")
 			return s[:i] + "  storage:\n    setup:\n      disks:\n" +
 				"        - device: " + dataDev + "\n          partitions: [{label: ecs-data}]\n" +

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -78,6 +79,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 || *until != "" && cmd != "boot" {
 		fmt.Fprintf(stderr, "appliance-agent %s: unexpected arguments\n\n%s", cmd, usage)
+		return 2
+	}
+	if *until != "" && !slices.Contains(agent.Phases, *until) {
+		fmt.Fprintf(stderr, "appliance-agent boot: unknown phase %q (phases: %s)\n", *until, strings.Join(agent.Phases, ", "))
 		return 2
 	}
 	var err error

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ethikkom/ecs-appliance/firstboot/agent/agenttest"
 )
 
 // buildTool compiles one of the project's commands into dir.
@@ -74,5 +76,26 @@ func TestUsage(t *testing.T) {
 	}
 	if code, _, errOut := agentRun("status", "--root", t.TempDir()); code != 1 || !strings.Contains(errOut, "no status yet") {
 		t.Errorf("status without a run: %d %s", code, errOut)
+	}
+}
+
+// TestBootThenStatusAndState runs a boot (up to prepare: no services) and reads back
+// what it recorded, as an admin would.
+func TestBootThenStatusAndState(t *testing.T) {
+	root := agenttest.NewRoot(t, nil)
+	code, out, errOut := agentRun("boot", "--root", root, "--until", "prepare")
+	if code != 0 || !strings.Contains(out, "appliance-agent: outcome changed (stopped after prepare)") {
+		t.Fatalf("boot: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = agentRun("status", "--root", root)
+	if code != 0 || !strings.Contains(out, "state   starting") || !strings.Contains(out, "domain  ecs.example.org") {
+		t.Errorf("status: exit %d\n%s", code, out)
+	}
+	code, out, errOut = agentRun("state", "--root", root)
+	if code != 0 || !strings.Contains(out, "active_env_sha256") || !strings.Contains(out, " ok") || !strings.Contains(out, "storage") {
+		t.Errorf("state: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut := agentRun("boot", "--root", root, "--until", "nosuchphase"); code != 2 || !strings.Contains(errOut, "unknown phase") {
+		t.Errorf("unknown phase: exit %d %s", code, errOut)
 	}
 }
