@@ -9,14 +9,15 @@ import (
 	"path/filepath"
 	"strings"
 
-	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/diskfs/go-diskfs/backend"
-	"github.com/diskfs/go-diskfs/disk"
+	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem"
 	"github.com/diskfs/go-diskfs/filesystem/fat12"
 	"github.com/diskfs/go-diskfs/filesystem/fat16"
 	"github.com/diskfs/go-diskfs/filesystem/fat32"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
+	"github.com/diskfs/go-diskfs/partition"
+	"golang.org/x/sys/unix"
 )
 
 // blockScan finds the labelled filesystems on the block devices once, for both the
@@ -30,7 +31,7 @@ type blockScan struct {
 	volumes  []volume
 	devCount int
 	unusable []string // devices that could not be opened or read, with the reason
-	disks    []*disk.Disk
+	files    []*os.File
 }
 
 // volume is a FAT or ISO9660 filesystem on a whole device or on one of its partitions.
@@ -47,8 +48,8 @@ type device struct {
 }
 
 func (b *blockScan) close() {
-	for _, d := range b.disks {
-		_ = d.Close() // opened read-only: nothing to flush
+	for _, f := range b.files {
+		_ = f.Close() // opened read-only: nothing to flush
 	}
 }
 
@@ -157,28 +158,43 @@ func (b *blockScan) list() ([]device, error) {
 // when the whole device holds none, those on its partitions.
 func (b *blockScan) probe(dev device) (err error) {
 	defer recoverDiskfs(&err)
-	d, err := diskfs.Open(dev.path, diskfs.WithOpenMode(diskfs.ReadOnly))
+	// Not diskfs.Open: it links every filesystem and compressor go-diskfs has into the
+	// agent; reading FAT, ISO9660 and the partition table needs none of them.
+	f, err := os.Open(dev.path)
 	if err != nil {
 		return err
 	}
-	b.disks = append(b.disks, d)
-	if v, err := readVolume(d.Backend, 0, d.Size); err != nil || v != nil {
+	b.files = append(b.files, f)
+	size, err := f.Seek(0, io.SeekEnd) // a block device's size, too
+	if err != nil {
+		return err
+	}
+	be := file.New(f, true)
+	if v, err := readVolume(be, 0, size); err != nil || v != nil {
 		if v != nil {
 			v.where = dev.path
 			b.volumes = append(b.volumes, *v)
 		}
 		return err
 	}
-	if !dev.partitions || d.Table == nil {
+	if !dev.partitions {
 		return nil
 	}
+	sector := 512 // image files; a block device says its own
+	if n, err := unix.IoctlGetInt(int(f.Fd()), unix.BLKSSZGET); err == nil && n > 0 {
+		sector = n
+	}
+	table, err := partition.Read(be, sector, sector)
+	if err != nil || table == nil {
+		return nil // no partition table: nothing more to look at
+	}
 	var errs []error
-	for _, p := range d.Table.GetPartitions() {
-		start, size := p.GetStart(), p.GetSize()
-		if size <= 0 || start < 0 || start+size > d.Size {
+	for _, p := range table.GetPartitions() {
+		start, psize := p.GetStart(), p.GetSize()
+		if psize <= 0 || start < 0 || start+psize > size {
 			continue
 		}
-		v, err := readVolume(d.Backend, start, size)
+		v, err := readVolume(be, start, psize)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("partition %d: %w", p.GetIndex(), err))
 		}
