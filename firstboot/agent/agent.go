@@ -20,7 +20,6 @@ import (
 	"github.com/ethikkom/ecs-appliance/firstboot/state"
 	"github.com/ethikkom/ecs-appliance/firstboot/status"
 	"github.com/ethikkom/ecs-appliance/firstboot/storage"
-	"github.com/ethikkom/ecs-appliance/images"
 )
 
 // Phases in the order Boot runs them.
@@ -242,6 +241,3 @@ func ResetFailed(root string) error {
 	}
 	return err
 }
-
-// stack reads the units and checks from images/.
-func stack() (*images.Stack, error) { return images.LoadStack() }

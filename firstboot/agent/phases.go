@@ -21,6 +21,7 @@ import (
 	"github.com/ethikkom/ecs-appliance/firstboot/state"
 	"github.com/ethikkom/ecs-appliance/firstboot/status"
 	"github.com/ethikkom/ecs-appliance/firstboot/storage"
+	"github.com/ethikkom/ecs-appliance/images"
 	"github.com/ethikkom/ecs-appliance/internal/atomicfile"
 )
 
@@ -237,7 +238,7 @@ func sameKey(a, b string) bool {
 // start starts the stack's units in order. Starting services is what every boot
 // does, so it does not count as a change of the machine.
 func (b *boot) start(ctx context.Context) (bool, error) {
-	s, err := stack()
+	s, err := images.LoadStack()
 	if err != nil {
 		return false, err
 	}
@@ -255,7 +256,7 @@ func (b *boot) start(ctx context.Context) (bool, error) {
 
 // verify waits until every health check passes, or the stack's deadline.
 func (b *boot) verify(ctx context.Context) (bool, error) {
-	s, err := stack()
+	s, err := images.LoadStack()
 	if err != nil {
 		return false, err
 	}
