@@ -20,4 +20,4 @@ echo "appliance.raw: $(du -m --apparent-size "$raw" | cut -f1) MiB size, $(du -m
 echo "appliance.qcow2: $(du -m --apparent-size "$out/img/appliance.qcow2" | cut -f1) MiB"
 
 ECS_E2E_IMAGE=$out/img/appliance.qcow2 go test -count=1 -v -timeout 60m -run TestBootImage ./e2e/ 2>&1 |
-  sed -n 's/.*\(first\|second\) boot: outcome \([a-z]*\) \(.*\) after QEMU started/QEMU start to outcome (\1 boot, \2): \3/p;s/^    --- \(PASS\|FAIL\): TestBootImage\/\([a-z]*\).*/  (\2: \1)/p'
+  sed -n 's/^=== RUN   TestBootImage\/\([a-z]*\)$/\1:/p;s/.*\(first\|second\) boot: outcome \([a-z]*\) \(.*\) after QEMU started/  QEMU start to outcome (\1 boot, \2): \3/p;s/^--- FAIL.*/  boot test FAILED/p'
