@@ -207,12 +207,6 @@ func TestEnterFailureUndoes(t *testing.T) {
 	assertNoMounts(t, root)
 }
 
-func TestUnescapeMountinfo(t *testing.T) {
-	if got := unescapeMountinfo(`/tmp/a\040b\134c`); got != `/tmp/a b\c` {
-		t.Errorf("got %q", got)
-	}
-}
-
 type fakeInfo struct {
 	os.FileInfo
 	mode os.FileMode

@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ethikkom/ecs-appliance/internal/mountinfo"
 )
 
 // mountPoint makes the volume's directory and reports whether fs must be mounted on
@@ -80,45 +80,17 @@ func deviceNumber(dev string) (uint64, error) {
 
 // mountedAt reports whether dir is a mount point and the device of the topmost mount.
 func mountedAt(dir string) (bool, uint64, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	mounts, err := mountinfo.Read()
 	if err != nil {
 		return false, 0, err
 	}
 	var found bool
 	var dev uint64
-	for line := range strings.Lines(string(b)) {
-		// id parent major:minor root mountpoint options …
-		f := strings.Fields(line)
-		if len(f) < 5 || unescapeMountinfo(f[4]) != dir {
-			continue
+	for _, m := range mounts {
+		if m.Point == dir {
+			// Later lines are mounted over earlier ones.
+			found, dev = true, unix.Mkdev(m.Major, m.Minor)
 		}
-		maj, min, ok := strings.Cut(f[2], ":")
-		ma, err1 := strconv.ParseUint(maj, 10, 32)
-		mi, err2 := strconv.ParseUint(min, 10, 32)
-		if !ok || err1 != nil || err2 != nil {
-			return false, 0, fmt.Errorf("/proc/self/mountinfo: bad device %q", f[2])
-		}
-		// Later lines are mounted over earlier ones.
-		found, dev = true, unix.Mkdev(uint32(ma), uint32(mi))
 	}
 	return found, dev, nil
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 for a space) of mountinfo paths.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

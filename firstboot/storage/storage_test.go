@@ -79,14 +79,6 @@ func TestParseBlkid(t *testing.T) {
 	}
 }
 
-func TestUnescapeMountinfo(t *testing.T) {
-	for in, want := range map[string]string{`/data`: "/data", `/mnt/a\040b`: "/mnt/a b", `/x\\`: `/x\\`, `/t\011`: "/t\t"} {
-		if got := unescapeMountinfo(in); got != want {
-			t.Errorf("%q: %q, want %q", in, got, want)
-		}
-	}
-}
-
 // fstab keeps other lines and their order, replaces a wrong entry for our mount
 // points in place, drops a duplicate, appends what is missing, keeps the file's
 // mode, and leaves a correct file alone.
