@@ -77,11 +77,7 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	}
 	var errs *packersdk.MultiError
 	var warnings []string
-	table, err := images.Bases()
-	if err != nil {
-		return nil, err
-	}
-	if c.base, err = table.Lookup(c.Base); err != nil {
+	if c.base, err = images.LookupBase(c.Base); err != nil {
 		errs = packersdk.MultiErrorAppend(errs, err)
 	} else {
 		c.Base = c.base.Name

@@ -121,6 +121,15 @@ func (t *BaseTable) Lookup(name string) (*Base, error) {
 	return b, nil
 }
 
+// LookupBase returns the named base of the embedded table; "" means the default.
+func LookupBase(name string) (*Base, error) {
+	table, err := Bases()
+	if err != nil {
+		return nil, err
+	}
+	return table.Lookup(name)
+}
+
 // Bases parses and validates the embedded base table.
 func Bases() (*BaseTable, error) {
 	return parseBases(basesYAML)

@@ -16,11 +16,7 @@ import (
 
 func base(t *testing.T, name string) *images.Base {
 	t.Helper()
-	tab, err := images.Bases()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := tab.Lookup(name)
+	b, err := images.LookupBase(name)
 	if err != nil {
 		t.Fatal(err)
 	}

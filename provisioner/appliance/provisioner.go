@@ -106,11 +106,7 @@ func (p *Provisioner) Prepare(raws ...interface{}) error {
 			}
 		}
 		if c.Base != "" {
-			table, err := images.Bases()
-			if err == nil {
-				_, err = table.Lookup(c.Base)
-			}
-			if err != nil {
+			if _, err := images.LookupBase(c.Base); err != nil {
 				errs = packersdk.MultiErrorAppend(errs, fmt.Errorf("base: %w", err))
 			}
 		}

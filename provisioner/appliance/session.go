@@ -119,21 +119,16 @@ func (s *session) probe() error {
 			exists[v] = true
 		}
 	}
-	table, err := images.Bases()
-	if err != nil {
-		return err
-	}
 	if s.cfg.Base != "" {
 		detected = s.cfg.Base
 	}
-	if s.base, err = table.Lookup(detected); err != nil {
+	if s.base, err = images.LookupBase(detected); err != nil {
 		// Say so, but a close relative (debian-sid, a Debian derivative) may well work.
-		s.base, err = table.Lookup("")
-		if err != nil {
+		unknown := err
+		if s.base, err = images.LookupBase(""); err != nil {
 			return err
 		}
-		s.ui.Error(fmt.Sprintf("ecs-appliance: base %q (from /etc/os-release) is not in images/bases.yml (%s): using %s's package names",
-			detected, strings.Join(table.Names(), ", "), s.base.Name))
+		s.ui.Error(fmt.Sprintf("ecs-appliance: %v (read from /etc/os-release): using %s's package names", unknown, s.base.Name))
 	}
 	wanted := map[string]bool{}
 	for _, n := range s.cfg.Roles {
