@@ -125,23 +125,18 @@ func (m *metadataClient) ec2(ctx context.Context, base string) outcome {
 		if token != "" {
 			header.Set(ec2TokenHeader, token)
 		}
-		code, body, err := m.fetch(ctx, http.MethodGet, target, header, MaxDocumentSize)
+		o, code := m.get(ctx, target, header)
 		switch {
-		case err != nil:
-			return failed(from, "%v", err)
-		case code == http.StatusOK:
-			return found(from, body)
-		case code == http.StatusNotFound:
-			return absent(from, "no user data (%s)", httpStatus(code))
-		case code == http.StatusUnauthorized && token == "":
+		case code != http.StatusUnauthorized:
+			return o
+		case token == "":
 			return failed(from, "%s: the service wants an IMDSv2 token but did not issue one", httpStatus(code))
-		case code == http.StatusUnauthorized && attempt == 1:
-			// the token expired between PUT and GET: one fresh token, then give up
-			if token, err = m.ec2Token(ctx, base); err != nil {
-				return failed(from, "IMDSv2 token refresh: %v", err)
-			}
-		default:
-			return failed(from, "%s", httpStatus(code))
+		case attempt > 1:
+			return o
+		}
+		// the token expired between PUT and GET: one fresh token, then give up
+		if token, err = m.ec2Token(ctx, base); err != nil {
+			return failed(from, "IMDSv2 token refresh: %v", err)
 		}
 	}
 }
@@ -172,25 +167,28 @@ func (m *metadataClient) ec2Token(ctx context.Context, base string) (string, err
 func (m *metadataClient) gce(ctx context.Context, base string) outcome {
 	header := http.Header{}
 	header.Set("Metadata-Flavor", "Google")
-	return m.get(ctx, base+"/computeMetadata/v1/instance/attributes/user-data", header)
+	o, _ := m.get(ctx, base+"/computeMetadata/v1/instance/attributes/user-data", header)
+	return o
 }
 
 // openstack reads user_data from the OpenStack metadata service.
 func (m *metadataClient) openstack(ctx context.Context, base string) outcome {
-	return m.get(ctx, base+"/openstack/latest/user_data", nil)
+	o, _ := m.get(ctx, base+"/openstack/latest/user_data", nil)
+	return o
 }
 
-// get reads a document where 200 means found and 404 means the service has none.
-func (m *metadataClient) get(ctx context.Context, target string, header http.Header) outcome {
+// get reads a document where 200 means found and 404 means the service has none. The
+// HTTP status (0 if the request failed) lets EC2 handle its token expiry on top.
+func (m *metadataClient) get(ctx context.Context, target string, header http.Header) (outcome, int) {
 	from := display(target)
 	code, body, err := m.fetch(ctx, http.MethodGet, target, header, MaxDocumentSize)
 	switch {
 	case err != nil:
-		return failed(from, "%v", err)
+		return failed(from, "%v", err), 0
 	case code == http.StatusOK:
-		return found(from, body)
+		return found(from, body), code
 	case code == http.StatusNotFound:
-		return absent(from, "no user data (%s)", httpStatus(code))
+		return absent(from, "no user data (%s)", httpStatus(code)), code
 	}
-	return failed(from, "%s", httpStatus(code))
+	return failed(from, "%s", httpStatus(code)), code
 }
