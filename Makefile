@@ -14,7 +14,7 @@ TEST_TOOLS := gpg:gnupg pdftoppm:poppler-utils pdftotext:poppler-utils zbarimg:z
 	xorriso:xorriso /usr/bin/cloud-init:cloud-init e2fsck:e2fsprogs mkfs.ext4:e2fsprogs \
 	sgdisk:gdisk mkfs.vfat:dosfstools mcopy:mtools convert-im6.q16:imagemagick \
 	blkid:util-linux partx:util-linux losetup:mount sfdisk:fdisk systemd-analyze:systemd \
-	mmdebstrap:mmdebstrap /usr/sbin/sshd:openssh-server
+	mmdebstrap:mmdebstrap /usr/sbin/sshd:openssh-server /usr/sbin/nginx:nginx
 
 # Debian packages the image builder's tests use, checked by package (some ship no command).
 TEST_PACKAGES := mmdebstrap debootstrap debian-archive-keyring qemu-utils qemu-system-x86 ovmf \
