@@ -75,19 +75,31 @@ func (db *DB) User(name string) (User, error) {
 	return User{}, fmt.Errorf("no user %s in /etc/passwd", name)
 }
 
-// Resolve gives the user and group ids of owner: a number for both, or the user and
-// the group of that name (the original's owners, e.g. "app" or "1000").
+// Resolve gives the user and group ids of owner: "user:group", or one name or number
+// for both (the original's owners, e.g. "app" or "1000"). Names are the machine's.
 func (db *DB) Resolve(owner string) (uid, gid int, err error) {
-	if n, err := strconv.Atoi(owner); err == nil {
-		return n, n, nil
+	user, group, split := strings.Cut(owner, ":")
+	if !split {
+		group = user
 	}
-	u, err := db.User(owner)
-	if err != nil {
-		return 0, 0, err
+	if n, err := strconv.Atoi(user); err == nil {
+		uid = n
+	} else {
+		u, err := db.User(user)
+		if err != nil {
+			return 0, 0, err
+		}
+		uid = u.UID
 	}
-	gid, ok := db.groups[owner]
+	if n, err := strconv.Atoi(group); err == nil {
+		return uid, n, nil
+	}
+	gid, ok := db.groups[group]
 	if !ok {
-		return 0, 0, fmt.Errorf("no group %s in /etc/group", owner)
+		if db.err != nil {
+			return 0, 0, db.err
+		}
+		return 0, 0, fmt.Errorf("no group %s in /etc/group", group)
 	}
-	return u.UID, gid, nil
+	return uid, gid, nil
 }

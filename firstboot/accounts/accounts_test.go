@@ -21,6 +21,15 @@ func TestLookups(t *testing.T) {
 	if _, _, err := db.Resolve("postgres"); err == nil || err.Error() != "no user postgres in /etc/passwd" {
 		t.Errorf("postgres: %v", err)
 	}
+	if uid, gid, err := db.Resolve("app:root"); err != nil || uid != 1000 || gid != 0 {
+		t.Errorf("app:root = %d:%d %v", uid, gid, err)
+	}
+	if uid, gid, err := db.Resolve("root:472"); err != nil || uid != 0 || gid != 472 {
+		t.Errorf("root:472 = %d:%d %v", uid, gid, err)
+	}
+	if _, _, err := db.Resolve("app:nogroup"); err == nil || err.Error() != "no group nogroup in /etc/group" {
+		t.Errorf("app:nogroup: %v", err)
+	}
 	if _, err := db.User("broken"); err == nil {
 		t.Error("an entry with bad ids was read")
 	}
