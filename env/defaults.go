@@ -11,6 +11,7 @@ const (
 	DefaultDocsGitBranch      = "gh-pages"
 	DefaultDatabase           = "ecs"
 	DefaultUpdateOnCalendar   = "*-*-* 06:30:00"
+	DefaultACMEDirectory      = "https://acme-v02.api.letsencrypt.org/directory"
 )
 
 func applyDefaults(e *Env) {
@@ -23,6 +24,7 @@ func applyDefaults(e *Env) {
 	setString(&e.ECS.Database, DefaultDatabase)
 	setString(&e.Appliance.Update.OnCalendar, DefaultUpdateOnCalendar)
 	setBool(&e.Appliance.SSL.LetsEncrypt.Enabled, true)
+	setString(&e.Appliance.SSL.LetsEncrypt.Directory, DefaultACMEDirectory)
 	setBool(&e.Appliance.Update.Automatic, true)
 	setBool(&e.DisableRoot, false)
 	for i := range e.Appliance.Extra.Files {

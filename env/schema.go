@@ -61,8 +61,13 @@ type SSL struct {
 }
 
 // LetsEncrypt switches ACME certificates; on unless set to false (as in the original).
+// The other keys are new: another ACME CA (an internal one such as step-ca), a contact
+// address, and the PEM certificates that CA's directory is served with.
 type LetsEncrypt struct {
-	Enabled *bool `yaml:"enabled"`
+	Enabled   *bool  `yaml:"enabled"`
+	Directory string `yaml:"directory"` // ACME directory URL; Let's Encrypt production if empty
+	Email     string `yaml:"email"`
+	RootCA    string `yaml:"root_ca"`
 }
 
 // Sentry is where errors are reported. The returner options configured the original's

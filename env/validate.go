@@ -29,6 +29,7 @@ func (v *validator) validate() {
 	a, e := &v.env.Appliance, &v.env.ECS
 	v.domain(a.Domain)
 	v.tlsPair(a.SSL.Key, a.SSL.Cert)
+	v.acme(&a.SSL.LetsEncrypt)
 	if a.DKIM.Key == "" {
 		v.warnf(v.at("appliance"), "appliance.dkim.key is not set: outgoing mail will not be DKIM-signed")
 	} else {
@@ -72,6 +73,21 @@ var (
 	hostPort     = regexp.MustCompile(`^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$`)
 	dnsLabel     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 )
+
+// acme checks the ACME directory URL and the optional root certificates for it.
+func (v *validator) acme(le *LetsEncrypt) {
+	if u, err := url.Parse(le.Directory); err != nil || u.Scheme != "https" || u.Host == "" {
+		v.errorf(v.at("appliance.ssl.letsencrypt.directory"), "appliance.ssl.letsencrypt.directory must be an https:// URL of an ACME directory")
+	}
+	if le.Email != "" && !strings.Contains(le.Email, "@") {
+		v.errorf(v.at("appliance.ssl.letsencrypt.email"), "appliance.ssl.letsencrypt.email must be an e-mail address")
+	}
+	if le.RootCA != "" {
+		if !x509.NewCertPool().AppendCertsFromPEM([]byte(le.RootCA)) {
+			v.errorf(v.at("appliance.ssl.letsencrypt.root_ca"), "appliance.ssl.letsencrypt.root_ca holds no PEM certificate")
+		}
+	}
+}
 
 func (v *validator) domain(d string) {
 	n := v.at("appliance.domain")
