@@ -1,6 +1,6 @@
 // Package agent is the first-boot agent's run: at every boot it converges the machine
-// to its env.yml in phases (discover → activate → storage → state → prepare → start →
-// verify), publishes what it is doing on the status page, records the run in the state
+// to its env.yml in phases (discover → activate → storage → state → prepare →
+// configure → start → verify), publishes what it is doing on the status page, records the run in the state
 // store, and on failure stops in a clear failed state that reset-failed clears.
 package agent
 
@@ -17,13 +17,15 @@ import (
 
 	"github.com/ethikkom/ecs-appliance/env"
 	"github.com/ethikkom/ecs-appliance/firstboot/discovery"
+	"github.com/ethikkom/ecs-appliance/firstboot/machine"
+	"github.com/ethikkom/ecs-appliance/firstboot/services"
 	"github.com/ethikkom/ecs-appliance/firstboot/state"
 	"github.com/ethikkom/ecs-appliance/firstboot/status"
 	"github.com/ethikkom/ecs-appliance/firstboot/storage"
 )
 
 // Phases in the order Boot runs them.
-var Phases = []string{"discover", "activate", "storage", "state", "prepare", "start", "verify"}
+var Phases = []string{"discover", "activate", "storage", "state", "prepare", "configure", "start", "verify"}
 
 // Paths under the root.
 const (
@@ -32,8 +34,8 @@ const (
 	StateDir      = "data/appliance/state" // the state store, on the data filesystem
 	StateAddress  = "127.0.0.1:9001"       // a single node listens on loopback only
 	envSHA256Tag  = "active_env_sha256"    // which env the last run applied
-	lastRunningTg = "last_running_ecs"     // the original's tags
-	lastFailedTag = "last_failed_ecs"
+	// verifyDeadline is how long the health checks may take to pass after the start.
+	verifyDeadline = 5 * time.Minute
 )
 
 // Options configure one run.
@@ -43,15 +45,9 @@ type Options struct {
 	EnvYML  string   // the value of $ENV_YML
 	Until   string   // stop after this phase; "" runs all
 	Out     io.Writer
-	Systemd Systemd           // nil runs systemctl
 	Mount   storage.MountFunc // nil runs mount(8)
 	Now     func() time.Time
-}
-
-// Systemd starts the stack's units.
-type Systemd interface {
-	// Start starts unit and reports whether it was not running before.
-	Start(ctx context.Context, unit string) (started bool, err error)
+	Facts   *services.Facts // the machine's memory and cores; nil reads them
 }
 
 // ErrFailed is returned when the machine is already in the failed state.
@@ -61,6 +57,9 @@ var ErrFailed = errors.New("the appliance is in the failed state (" + "/" + Fail
 type boot struct {
 	opt     Options
 	root    string
+	m       *machine.Machine
+	sc      *services.Context // the services' run, from the configure phase on
+	states  []services.State
 	run     state.Run
 	found   *discovery.Result
 	env     *env.Env
@@ -78,23 +77,21 @@ func Boot(ctx context.Context, opt Options) error {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	if opt.Systemd == nil {
-		opt.Systemd = systemctl{}
-	}
 	if opt.Until != "" && !slices.Contains(Phases, opt.Until) {
 		return fmt.Errorf("unknown phase %q (phases: %s)", opt.Until, strings.Join(Phases, ", "))
 	}
-	b := &boot{opt: opt, root: opt.Root, run: state.Run{Started: opt.Now()}}
-	if b.root == "" {
-		b.root = "/"
+	m, err := machine.New(opt.Root, opt.Out)
+	if err != nil {
+		return err
 	}
+	b := &boot{opt: opt, root: m.Root(), m: m, run: state.Run{Started: opt.Now()}}
 	if _, err := os.Stat(b.path(FailedPath)); err == nil {
 		return ErrFailed
 	}
 	defer b.closeStore()
 	steps := map[string]func(context.Context) (bool, error){
 		"discover": b.discover, "activate": b.activate, "storage": b.storage, "state": b.openState,
-		"prepare": b.prepare, "start": b.start, "verify": b.verify,
+		"prepare": b.prepare, "configure": b.configure, "start": b.start, "verify": b.verify,
 	}
 	for _, name := range Phases {
 		b.publish(status.Starting, "Appliance Startup", "Starting up: "+name, name)
@@ -107,8 +104,12 @@ func Boot(ctx context.Context, opt Options) error {
 		case changed:
 			result = state.ResultOK
 		}
+		if err != nil && ctx.Err() != nil {
+			// Asked to stop (SIGTERM, systemctl stop): not a failure of the phase.
+			return b.stopped(name, started)
+		}
 		b.run.AddPhase(name, started, opt.Now(), result, err)
-		fmt.Fprintf(opt.Out, "appliance-agent: %-8s %s (%s)\n", name, result, opt.Now().Sub(started).Round(time.Millisecond))
+		m.Out.Line("%-9s %s (%s)", name, result, opt.Now().Sub(started).Round(time.Millisecond))
 		if err != nil {
 			return b.fail(ctx, name, err)
 		}
@@ -120,6 +121,24 @@ func Boot(ctx context.Context, opt Options) error {
 }
 
 func (b *boot) path(p string) string { return filepath.Join(b.root, p) }
+
+// stopped records a run the agent was asked to stop: no failed state, since nothing
+// failed; the next boot or start runs again.
+func (b *boot) stopped(phase string, started time.Time) error {
+	err := errors.New("stopped: the agent was asked to stop")
+	b.run.AddPhase(phase, started, b.opt.Now(), state.ResultFailed, err)
+	b.run.Result, b.run.Ended, b.run.Error = state.ResultFailed, b.opt.Now(), fmt.Sprintf("phase %s: %v", phase, err)
+	b.m.Out.Line("%-9s stopped (%s)", phase, b.opt.Now().Sub(started).Round(time.Millisecond))
+	b.publish(status.Stopped, "Appliance Stopped", "The agent was stopped in phase "+phase+"; it runs again at the next boot or with: systemctl restart appliance-agent", phase)
+	// The run's context is cancelled; recording must still happen.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(context.Background()), 10*time.Second)
+	defer cancel()
+	if serr := b.save(ctx); serr != nil {
+		b.m.Out.Line("the stop was not recorded in the state store: %v", serr)
+	}
+	b.m.Out.Line("outcome stopped in %s", phase)
+	return fmt.Errorf("%s: %w", phase, err)
+}
 
 // finish records a successful (or standby) run and prints the outcome line.
 func (b *boot) finish(ctx context.Context) error {
@@ -162,7 +181,7 @@ func (b *boot) fail(ctx context.Context, phase string, err error) error {
 			fmt.Fprintf(b.opt.Out, "appliance-agent: cannot write %s: %v\n", FailedPath, werr)
 		}
 	}
-	if serr := b.recordFailure(ctx); serr != nil {
+	if serr := b.recordFailure(context.WithoutCancel(ctx)); serr != nil {
 		fmt.Fprintf(b.opt.Out, "appliance-agent: failure not recorded in the state store: %v\n", serr)
 	}
 	fmt.Fprintf(b.opt.Out, "appliance-agent: outcome failed in %s: %v\n", phase, err)
@@ -218,7 +237,10 @@ func (b *boot) closeStore() {
 
 // publish writes the status page and JSON; failing to is reported, not fatal.
 func (b *boot) publish(state, title, msg, phase string) {
-	s := status.Status{State: state, Title: title, Message: msg, Phase: phase, Time: b.opt.Now()}
+	s := status.Status{State: state, Title: title, Message: msg, Phase: phase, Time: b.opt.Now(), Services: b.states}
+	if b.sc != nil && b.sc.Certificate != nil {
+		s.Certificate = b.sc.Certificate
+	}
 	if b.env != nil {
 		s.Domain = b.env.Appliance.Domain
 	}

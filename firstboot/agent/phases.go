@@ -1,27 +1,26 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ethikkom/ecs-appliance/env"
-	"github.com/ethikkom/ecs-appliance/firstboot/accounts"
 	"github.com/ethikkom/ecs-appliance/firstboot/agentconfig"
 	"github.com/ethikkom/ecs-appliance/firstboot/discovery"
+	"github.com/ethikkom/ecs-appliance/firstboot/machine"
+	"github.com/ethikkom/ecs-appliance/firstboot/services"
 	"github.com/ethikkom/ecs-appliance/firstboot/state"
 	"github.com/ethikkom/ecs-appliance/firstboot/status"
 	"github.com/ethikkom/ecs-appliance/firstboot/storage"
-	"github.com/ethikkom/ecs-appliance/images"
 	"github.com/ethikkom/ecs-appliance/internal/atomicfile"
 )
 
@@ -88,9 +87,11 @@ func (b *boot) activate(ctx context.Context) (bool, error) {
 }
 
 func (b *boot) storage(ctx context.Context) (bool, error) {
-	res, err := storage.Ensure(ctx, storage.Options{Root: b.opt.Root, Storage: b.env.Appliance.Storage, Devices: b.opt.Devices, Mount: b.opt.Mount})
+	dirs, rels := layout(b.env)
+	res, err := storage.Ensure(ctx, storage.Options{Root: b.root, Storage: b.env.Appliance.Storage, Devices: b.opt.Devices,
+		Mount: b.opt.Mount, Machine: b.m, Dirs: dirs, Relocations: rels})
 	for _, a := range res.Actions {
-		fmt.Fprintf(b.opt.Out, "appliance-agent:   %s\n", a)
+		b.m.Out.Detail("%s", a)
 	}
 	b.changed = b.changed || res.Changed()
 	return res.Changed(), err
@@ -152,7 +153,7 @@ func (b *boot) prepare(ctx context.Context) (bool, error) {
 	}
 	users := []string{"root", "app"}
 	for _, u := range users {
-		c, err := b.authorizedKeys(u)
+		c, err := b.authorizedKeys(ctx, u)
 		if err != nil {
 			return false, err
 		}
@@ -163,33 +164,25 @@ func (b *boot) prepare(ctx context.Context) (bool, error) {
 }
 
 func (b *boot) hostname(ctx context.Context) (bool, error) {
-	want := b.env.Appliance.Domain + "\n"
-	p := b.path("etc/hostname")
-	if cur, err := os.ReadFile(p); err == nil && string(cur) == want {
-		return false, nil
+	changed, err := b.m.WriteFile(ctx, machine.File{Path: "/etc/hostname", Data: []byte(b.env.Appliance.Domain + "\n")})
+	if err != nil || !changed || !b.m.Live() {
+		return changed, err
 	}
-	if err := atomicfile.WriteFile(p, []byte(want), atomicfile.Options{Perm: 0o644}); err != nil {
-		return false, err
-	}
-	if b.root == "/" {
-		// The running kernel's name too, not only the file read at the next boot.
-		if out, err := exec.CommandContext(ctx, "hostname", b.env.Appliance.Domain).CombinedOutput(); err != nil {
-			return true, fmt.Errorf("hostname: %v: %s", err, bytes.TrimSpace(out))
-		}
-	}
-	return true, nil
+	// The running kernel's name too, not only the file read at the next boot.
+	_, err = b.m.Run(ctx, machine.Command{Name: "hostname", Args: []string{b.env.Appliance.Domain}})
+	return true, err
 }
 
 // authorizedKeys adds ssh_authorized_keys to user's authorized_keys and removes
 // ssh_deprecated_keys, keeping every other line, as the original's salt states did.
-func (b *boot) authorizedKeys(user string) (bool, error) {
-	acct, err := accounts.Load(b.root).User(user)
+func (b *boot) authorizedKeys(ctx context.Context, user string) (bool, error) {
+	acct, err := b.m.Accounts().User(user)
 	if err != nil {
 		return false, nil // no such user in this image: nothing to do
 	}
-	dir := filepath.Join(b.root, acct.Home, ".ssh")
+	dir := filepath.Join(acct.Home, ".ssh")
 	p := filepath.Join(dir, "authorized_keys")
-	cur, err := os.ReadFile(p)
+	cur, err := os.ReadFile(b.m.Path(p))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return false, err
 	}
@@ -212,21 +205,16 @@ func (b *boot) authorizedKeys(user string) (bool, error) {
 	if want != "" {
 		want += "\n"
 	}
-	if want == string(cur) {
-		return false, nil
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	owner := strconv.Itoa(acct.UID) + ":" + strconv.Itoa(acct.GID)
+	c1, err := b.m.EnsureDir(machine.Dir{Path: dir, Owner: owner, Mode: 0o700})
+	if err != nil {
 		return false, err
 	}
-	if err := atomicfile.WriteFile(p, []byte(want), atomicfile.Options{Perm: 0o600}); err != nil {
-		return false, err
+	if c1 != "" {
+		b.m.Out.Detail("%s", c1)
 	}
-	for _, f := range []string{dir, p} {
-		if err := os.Lchown(f, acct.UID, acct.GID); err != nil {
-			return false, err
-		}
-	}
-	return true, nil
+	c2, err := b.m.WriteFile(ctx, machine.File{Path: p, Data: []byte(want), Mode: 0o600, Owner: owner})
+	return c1 != "" || c2, err
 }
 
 // sameKey compares two authorized_keys entries by key type and key, ignoring comments.
@@ -235,34 +223,87 @@ func sameKey(a, b string) bool {
 	return len(fa) >= 2 && len(fb) >= 2 && fa[0] == fb[0] && fa[1] == fb[1]
 }
 
-// start starts the stack's units in order. Starting services is what every boot
-// does, so it does not count as a change of the machine.
-func (b *boot) start(ctx context.Context) (bool, error) {
-	s, err := images.LoadStack()
-	if err != nil {
-		return false, err
+// configure applies the services of the stack to the machine: their files (each
+// checked by the service's own checker before it replaces a working one) and their
+// preparation steps.
+func (b *boot) configure(ctx context.Context) (bool, error) {
+	facts := hostFacts()
+	if b.opt.Facts != nil {
+		facts = *b.opt.Facts
 	}
-	for _, u := range s.Units {
-		started, err := b.opt.Systemd.Start(ctx, u)
-		if err != nil {
-			return false, fmt.Errorf("starting %s: %w", u, err)
-		}
-		if started {
-			fmt.Fprintf(b.opt.Out, "appliance-agent:   started %s\n", u)
-		}
-	}
-	return false, nil
+	b.sc = services.NewContext(b.m, b.env, facts, b.opt.Now())
+	states, err := services.Configure(ctx, b.sc, Stack)
+	b.states = states
+	changed := b.sc.AnyChanged()
+	b.changed = b.changed || changed
+	return changed, err
 }
 
-// verify waits until every health check passes, or the stack's deadline.
-func (b *boot) verify(ctx context.Context) (bool, error) {
-	s, err := images.LoadStack()
-	if err != nil {
+// start brings the stack's units up: those running whose configuration changed are
+// reloaded or restarted, then all are started in one systemd transaction (in
+// parallel, under the units' own ordering), then the services' steps that need their
+// units (the database, the ACME certificate) run, and what they changed is taken up.
+// Starting services is what every boot does, so it does not count as a change.
+func (b *boot) start(ctx context.Context) (bool, error) {
+	sd := b.m.Systemd
+	if err := b.refresh(ctx); err != nil {
 		return false, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.Deadline)
+	units := services.Units(b.env, Stack)
+	if err := sd.Start(ctx, units...); err != nil {
+		return false, err
+	}
+	if err := services.Finish(ctx, b.sc, Stack); err != nil {
+		return false, err
+	}
+	if err := b.refresh(ctx); err != nil {
+		return false, err
+	}
+	changed := b.sc.AnyChanged()
+	b.changed = b.changed || changed
+	return changed, nil
+}
+
+// refresh reloads or restarts the running units whose files changed.
+func (b *boot) refresh(ctx context.Context) error {
+	sd := b.m.Systemd
+	reload, restart := services.Refresh(b.sc, Stack)
+	defer b.sc.Refreshed()
+	active, err := sd.Active(ctx, append(slices.Clone(reload), restart...))
+	if err != nil {
+		return err
+	}
+	running := func(units []string) []string {
+		return slices.DeleteFunc(slices.Clone(units), func(u string) bool { return !slices.Contains(active, u) })
+	}
+	if u := running(restart); len(u) > 0 {
+		b.m.Out.Detail("restarting %s: their configuration changed", strings.Join(u, " "))
+		if err := sd.Restart(ctx, u...); err != nil {
+			return err
+		}
+	}
+	if u := running(reload); len(u) > 0 {
+		b.m.Out.Detail("reloading %s: their configuration changed", strings.Join(u, " "))
+		return sd.ReloadOrRestart(ctx, u...)
+	}
+	return nil
+}
+
+// verify waits until every health check of the stack passes, or the deadline.
+func (b *boot) verify(ctx context.Context) (bool, error) {
+	var checks []services.Check
+	for _, s := range Stack {
+		checks = append(checks, s.Spec(b.env).Checks...)
+	}
+	if !b.m.Live() {
+		for _, c := range checks {
+			b.m.Out.Detail("would check %s (not the running system)", c.Name)
+		}
+		return false, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, verifyDeadline)
 	defer cancel()
-	for _, c := range s.Checks {
+	for _, c := range checks {
 		for {
 			err := probe(ctx, c.HTTP, c.TCP)
 			if err == nil {
@@ -270,7 +311,10 @@ func (b *boot) verify(ctx context.Context) (bool, error) {
 			}
 			select {
 			case <-ctx.Done():
-				return false, fmt.Errorf("health check %s did not pass within %s: %v", c.Name, s.Deadline, err)
+				if errors.Is(ctx.Err(), context.Canceled) {
+					return false, ctx.Err()
+				}
+				return false, fmt.Errorf("health check %s did not pass within %s: %v", c.Name, verifyDeadline, err)
 			case <-time.After(500 * time.Millisecond):
 			}
 		}
@@ -300,17 +344,4 @@ func probe(ctx context.Context, url, addr string) error {
 		return err
 	}
 	return conn.Close()
-}
-
-// systemctl is the real Systemd.
-type systemctl struct{}
-
-func (systemctl) Start(ctx context.Context, unit string) (bool, error) {
-	if exec.CommandContext(ctx, "systemctl", "is-active", "--quiet", unit).Run() == nil {
-		return false, nil
-	}
-	if out, err := exec.CommandContext(ctx, "systemctl", "start", unit).CombinedOutput(); err != nil {
-		return false, fmt.Errorf("%v: %s", err, bytes.TrimSpace(out))
-	}
-	return true, nil
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ethikkom/ecs-appliance/firstboot/services"
 	"github.com/ethikkom/ecs-appliance/images"
 	"github.com/ethikkom/ecs-appliance/internal/atomicfile"
 )
@@ -32,6 +33,7 @@ const (
 	Standby  = "standby"
 	Error    = "error"
 	Running  = "running"
+	Stopped  = "stopped"
 )
 
 // Status is one report.
@@ -44,6 +46,10 @@ type Status struct {
 	Source  string    `json:"source,omitempty"` // where env.yml came from
 	SHA256  string    `json:"sha256,omitempty"` // of the active env.yml
 	Time    time.Time `json:"time"`
+	// Services are the configured services' states; Certificate is the server
+	// certificate in use.
+	Services    []services.State     `json:"services,omitempty"`
+	Certificate *services.Certificate `json:"certificate,omitempty"`
 }
 
 var page = template.Must(template.ParseFS(images.FS, images.StatusTemplatePath))
@@ -102,6 +108,19 @@ func (s Status) String() string {
 	}
 	if s.Source != "" {
 		fmt.Fprintf(&b, "  env     from %s, sha256 %s\n", s.Source, s.SHA256)
+	}
+	if c := s.Certificate; c != nil {
+		fmt.Fprintf(&b, "  cert    %s, valid until %s\n", c.Source, c.NotAfter.UTC().Format(time.RFC3339))
+		if c.Notice != "" {
+			fmt.Fprintf(&b, "          %s\n", c.Notice)
+		}
+	}
+	for _, sv := range s.Services {
+		fmt.Fprintf(&b, "  service %-10s %s", sv.Name, sv.State)
+		if sv.Note != "" {
+			fmt.Fprintf(&b, ": %s", sv.Note)
+		}
+		fmt.Fprintln(&b)
 	}
 	fmt.Fprintf(&b, "  since   %s\n", s.Time.UTC().Format(time.RFC3339))
 	return b.String()

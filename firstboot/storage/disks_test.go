@@ -19,7 +19,7 @@ func TestFreshDisk(t *testing.T) {
 	requireDisks(t)
 	dev := testtool.LoopDisk(t, 512)
 	root := testRoot(t)
-	opts := Options{Root: root, Storage: twoVolumes(dev, false), Devices: []string{dev}, Mount: mounter(t), Services: &recorder{}}
+	opts := Options{Root: root, Storage: twoVolumes(dev, false), Devices: []string{dev}, Mount: mounter(t), Services: &recorder{}, Dirs: testDirs, Relocations: testRelocations}
 	res := ensure(t, opts)
 	for _, want := range []string{
 		"partitioned " + dev + ": GPT with ecs-data (358 MiB), ecs-volatile (152 MiB)",
@@ -83,7 +83,7 @@ func TestTwoDisksAndSwap(t *testing.T) {
 			{Label: "ecs-swap", Size: env.Size{Rest: true}, Format: "swap"},
 		}},
 	}}}
-	opts := Options{Root: root, Storage: st, Devices: []string{a, b}, Mount: mounter(t), Services: &recorder{}}
+	opts := Options{Root: root, Storage: st, Devices: []string{a, b}, Mount: mounter(t), Services: &recorder{}, Dirs: testDirs, Relocations: testRelocations}
 	res := ensure(t, opts)
 	if !hasAction(res, "made swap filesystem ecs-swap on "+b+"p2") || !hasAction(res, "added to /etc/fstab: LABEL=ecs-swap none swap sw,nofail 0 0") {
 		t.Errorf("actions:\n%s", strings.Join(res.Actions, "\n"))
@@ -116,7 +116,7 @@ func TestExistingLabelsReused(t *testing.T) {
 	uuids := blkidValue(t, dev+"p1", "UUID") + blkidValue(t, dev+"p2", "UUID")
 
 	root := testRoot(t)
-	opts := Options{Root: root, Storage: twoVolumes(dev, true), Devices: []string{dev}, Mount: mounter(t), Services: &recorder{}}
+	opts := Options{Root: root, Storage: twoVolumes(dev, true), Devices: []string{dev}, Mount: mounter(t), Services: &recorder{}, Dirs: testDirs, Relocations: testRelocations}
 	res := ensure(t, opts)
 	if hasAction(res, "partitioned") || hasAction(res, "wiped") || hasAction(res, "made") {
 		t.Errorf("touched the disk:\n%s", strings.Join(res.Actions, "\n"))
@@ -169,7 +169,7 @@ func TestForeignDiskLeftAlone(t *testing.T) {
 			dev := testtool.LoopDisk(t, 128)
 			tc.make(t, dev)
 			before := digest(t, dev)
-			opts := Options{Root: testRoot(t), Storage: twoVolumes(dev, false), Devices: []string{dev}, Mount: mounter(t), Services: &recorder{}}
+			opts := Options{Root: testRoot(t), Storage: twoVolumes(dev, false), Devices: []string{dev}, Mount: mounter(t), Services: &recorder{}, Dirs: testDirs, Relocations: testRelocations}
 			res, err := Ensure(context.Background(), opts)
 			if err == nil || !strings.Contains(err.Error(), dev+" is not empty ("+tc.found) || !strings.Contains(err.Error(), "wipe: true") {
 				t.Errorf("error %v, want one naming %s and %q", err, dev, tc.found)
@@ -192,7 +192,7 @@ func TestForeignDiskWiped(t *testing.T) {
 			dev := testtool.LoopDisk(t, 128)
 			tc.make(t, dev)
 			root := testRoot(t)
-			opts := Options{Root: root, Storage: twoVolumes(dev, true), Devices: []string{dev}, Mount: mounter(t), Services: &recorder{}}
+			opts := Options{Root: root, Storage: twoVolumes(dev, true), Devices: []string{dev}, Mount: mounter(t), Services: &recorder{}, Dirs: testDirs, Relocations: testRelocations}
 			res := ensure(t, opts)
 			if !hasAction(res, "wiped "+dev+" (it held "+tc.found) {
 				t.Errorf("actions:\n%s", strings.Join(res.Actions, "\n"))
@@ -215,7 +215,7 @@ func TestDiskWithOurDataNotRepartitioned(t *testing.T) {
 	dev := testtool.LoopDisk(t, 128)
 	sh(t, "mkfs.ext4", "-q", "-L", DataLabel, dev)
 	before := digest(t, dev)
-	opts := Options{Root: testRoot(t), Storage: twoVolumes(dev, true), Devices: []string{dev}, Mount: mounter(t), Services: &recorder{}}
+	opts := Options{Root: testRoot(t), Storage: twoVolumes(dev, true), Devices: []string{dev}, Mount: mounter(t), Services: &recorder{}, Dirs: testDirs, Relocations: testRelocations}
 	_, err := Ensure(context.Background(), opts)
 	if err == nil || !strings.Contains(err.Error(), dev+" holds ecs-data on "+dev) {
 		t.Errorf("error %v", err)
@@ -269,7 +269,7 @@ func TestInterruptedSetupConverges(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dev := testtool.LoopDisk(t, 128)
 			root := testRoot(t)
-			opts := Options{Root: root, Storage: twoVolumes(dev, false), Devices: []string{dev}, Mount: mounter(t), Services: &recorder{}}
+			opts := Options{Root: root, Storage: twoVolumes(dev, false), Devices: []string{dev}, Mount: mounter(t), Services: &recorder{}, Dirs: testDirs, Relocations: testRelocations}
 			partitionOnly(t, opts)
 			tc.damage(t, dev)
 			res := ensure(t, opts)
@@ -299,7 +299,7 @@ func TestInterruptedSetupConverges(t *testing.T) {
 func TestSetupDiskOutsideDevices(t *testing.T) {
 	requireDisks(t)
 	a, b := testtool.LoopDisk(t, 64), testtool.LoopDisk(t, 64)
-	opts := Options{Root: testRoot(t), Storage: twoVolumes(b, false), Devices: []string{a}, Mount: mounter(t), Services: &recorder{}}
+	opts := Options{Root: testRoot(t), Storage: twoVolumes(b, false), Devices: []string{a}, Mount: mounter(t), Services: &recorder{}, Dirs: testDirs, Relocations: testRelocations}
 	_, err := Ensure(context.Background(), opts)
 	if err == nil || !strings.Contains(err.Error(), b+" is not one of the devices") {
 		t.Errorf("error %v", err)
@@ -320,7 +320,7 @@ func BenchmarkEnsureTwoDisks(b *testing.B) {
 			{Device: da, Partitions: []env.Partition{{Label: DataLabel, Size: env.Size{Rest: true}, Format: "ext4"}}},
 			{Device: db, Partitions: []env.Partition{{Label: VolatileLabel, Size: env.Size{Rest: true}, Format: "ext4"}}},
 		}}}
-		opts := Options{Root: root, Storage: st, Devices: []string{da, db}, Mount: mountCommand, Services: &recorder{}}
+		opts := Options{Root: root, Storage: st, Devices: []string{da, db}, Mount: mountCommand, Services: &recorder{}, Dirs: testDirs, Relocations: testRelocations}
 		b.StartTimer()
 		res := ensure(b, opts)
 		b.StopTimer()

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/ethikkom/ecs-appliance/env"
+	"github.com/ethikkom/ecs-appliance/firstboot/machine"
+	"github.com/ethikkom/ecs-appliance/firstboot/services"
 	"github.com/ethikkom/ecs-appliance/internal/testtool"
 )
 
@@ -159,3 +161,26 @@ func shIn(t testing.TB, stdin, name string, args ...string) {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 }
+
+// testDirs and testRelocations are a stack's layout as the services declare it: the
+// original's table (salt/appliance/storage/setup.sls).
+var (
+	testDirs = []machine.Dir{
+		{Path: "/volatile/docker", Owner: "root"},
+		{Path: "/volatile/ecs-cache", Owner: "1000"},
+		{Path: "/volatile/grafana", Owner: "472"},
+		{Path: "/volatile/duplicity", Owner: "root"},
+		{Path: "/data/etc", Owner: "app"},
+		{Path: "/data/ecs-ca", Owner: "1000", Mode: 0o700},
+		{Path: "/data/ecs-storage-vault", Owner: "1000"},
+		{Path: "/data/postgresql", Owner: "postgres"},
+	}
+	testRelocations = []services.Relocation{
+		{Source: "/var/lib/docker", Target: "/volatile/docker", Units: []string{"cadvisor.service", "docker.socket", "docker.service"}},
+		{Source: "/app/ecs-cache", Target: "/volatile/ecs-cache"},
+		{Source: "/root/.cache/duplicity", Target: "/volatile/duplicity"},
+		{Source: "/var/lib/postgresql", Target: "/data/postgresql", Units: []string{"postgresql.service"}},
+		{Source: "/app/etc", Target: "/data/etc"},
+		{Source: "/app/ecs-storage-vault", Target: "/data/ecs-storage-vault"},
+	}
+)

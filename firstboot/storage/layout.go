@@ -8,57 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"syscall"
 
-	"github.com/ethikkom/ecs-appliance/firstboot/accounts"
+	"github.com/ethikkom/ecs-appliance/firstboot/services"
 	"golang.org/x/sys/unix"
 )
-
-// dirSpec is a directory the appliance's services keep their state in (the original's
-// salt/appliance/storage/setup.sls).
-type dirSpec struct {
-	path  string
-	owner string      // user and group of that name, or a number for both ids
-	mode  os.FileMode // 0: 0755 when made, left as it is after
-}
-
-var dirs = []dirSpec{
-	{"/volatile/docker", "root", 0},
-	{"/volatile/ecs-backup-test", "app", 0},
-	{"/volatile/ecs-cache", "1000", 0},
-	{"/volatile/redis", "1000", 0},
-	{"/volatile/prometheus", "1000", 0},
-	{"/volatile/alertmanager", "1000", 0},
-	{"/volatile/grafana", "472", 0}, // the grafana image's uid
-	{"/volatile/duplicity", "root", 0},
-	{"/data/etc", "app", 0},
-	{"/data/ecs-ca", "1000", 0o700},
-	{"/data/ecs-gpg", "1000", 0o700},
-	{"/data/ecs-pgdump", "app", 0},
-	{"/data/ecs-storage-vault", "1000", 0},
-	{"/data/postgresql", "postgres", 0},
-}
-
-// relocation moves a service's state from the root filesystem onto a volume and leaves
-// a symlink behind.
-type relocation struct {
-	source, target string
-	units          []string // stopped around the move
-}
-
-var relocations = []relocation{
-	{"/var/lib/docker", "/volatile/docker", []string{"cadvisor.service", "docker.socket", "docker.service"}},
-	{"/app/ecs-cache", "/volatile/ecs-cache", nil},
-	{"/app/prometheus", "/volatile/prometheus", nil},
-	{"/app/alertmanager", "/volatile/alertmanager", nil},
-	{"/app/grafana", "/volatile/grafana", nil},
-	{"/root/.cache/duplicity", "/volatile/duplicity", nil},
-	{"/var/lib/postgresql", "/data/postgresql", []string{"postgresql.service"}},
-	{"/app/etc", "/data/etc", nil},
-	{"/app/ecs-ca", "/data/ecs-ca", nil},
-	{"/app/ecs-gpg", "/data/ecs-gpg", nil},
-	{"/app/ecs-storage-vault", "/data/ecs-storage-vault", nil},
-}
 
 // Suffixes of the names a relocation works under, next to source and target, so an
 // interrupted one is recognised and finished.
@@ -68,51 +21,16 @@ const (
 	origSuffix       = ".orig"       // a source kept because the target already had data
 )
 
-// layout makes the directories of the table with their owners and modes.
+// layout makes the directories the services keep their state in, with their owners
+// and modes.
 func (e *ensurer) layout() error {
-	ids := accounts.Load(e.path("/"))
-	for _, d := range dirs {
-		uid, gid, err := ids.Resolve(d.owner)
-		if err != nil {
-			return fmt.Errorf("owner of %s: %w", d.path, err)
-		}
-		p := e.path(d.path)
-		fi, err := os.Lstat(p)
-		if os.IsNotExist(err) {
-			mode := d.mode
-			if mode == 0 {
-				mode = 0o755
-			}
-			if err := os.Mkdir(p, mode); err != nil {
-				return err
-			}
-			if err := os.Lchown(p, uid, gid); err != nil {
-				return err
-			}
-			if err := os.Chmod(p, mode); err != nil { // not the umask's
-				return err
-			}
-			e.did("created %s (owner %s, mode %04o)", d.path, d.owner, mode)
-			continue
-		}
+	for _, d := range e.dirs {
+		did, err := e.m.EnsureDir(d)
 		if err != nil {
 			return err
 		}
-		if !fi.IsDir() {
-			return fmt.Errorf("%s is not a directory", d.path)
-		}
-		st := fi.Sys().(*syscall.Stat_t)
-		if int(st.Uid) != uid || int(st.Gid) != gid {
-			if err := os.Lchown(p, uid, gid); err != nil {
-				return err
-			}
-			e.did("changed the owner of %s to %s (%d:%d)", d.path, d.owner, uid, gid)
-		}
-		if d.mode != 0 && fi.Mode().Perm() != d.mode {
-			if err := os.Chmod(p, d.mode); err != nil {
-				return err
-			}
-			e.did("changed the mode of %s to %04o", d.path, d.mode)
+		if did != "" {
+			e.did("%s", did)
 		}
 	}
 	return nil
@@ -120,9 +38,9 @@ func (e *ensurer) layout() error {
 
 // relocate runs the relocations of the table.
 func (e *ensurer) relocate(ctx context.Context) error {
-	for _, r := range relocations {
+	for _, r := range e.relocations {
 		if err := e.relocateOne(ctx, r); err != nil {
-			return fmt.Errorf("relocating %s to %s: %w", r.source, r.target, err)
+			return fmt.Errorf("relocating %s to %s: %w", r.Source, r.Target, err)
 		}
 	}
 	return nil
@@ -134,8 +52,8 @@ func (e *ensurer) relocate(ctx context.Context) error {
 // target.partial renamed over the target, then the symlink, then the old copy removed.
 // A target that already holds data (a reused data disk) wins: the source is kept as
 // source.orig.
-func (e *ensurer) relocateOne(ctx context.Context, r relocation) error {
-	src, dst := e.path(r.source), e.path(r.target)
+func (e *ensurer) relocateOne(ctx context.Context, r services.Relocation) error {
+	src, dst := e.path(r.Source), e.path(r.Target)
 	moving := src + relocatingSuffix
 	if fi, err := os.Lstat(dst); err != nil || !fi.IsDir() {
 		return nil // only onto a target directory, as in the original
@@ -151,16 +69,16 @@ func (e *ensurer) relocateOne(ctx context.Context, r relocation) error {
 		return e.removeMoved(r, moving)
 	}
 	if srcExists && !sfi.IsDir() {
-		return fmt.Errorf("%s is not a directory", r.source)
+		return fmt.Errorf("%s is not a directory", r.Source)
 	}
 	if srcExists && pending {
-		return fmt.Errorf("both %s and %s exist: an interrupted relocation's source was made again; merge them by hand", r.source, r.source+relocatingSuffix)
+		return fmt.Errorf("both %s and %s exist: an interrupted relocation's source was made again; merge them by hand", r.Source, r.Source+relocatingSuffix)
 	}
 	if !srcExists && !pending {
 		return e.link(r, src)
 	}
 
-	stopped, err := e.services.Stop(ctx, r.units)
+	stopped, err := e.services.Stop(ctx, r.Units)
 	if err != nil {
 		return err
 	}
@@ -175,12 +93,12 @@ func (e *ensurer) relocateOne(ctx context.Context, r relocation) error {
 	case srcExists && !empty:
 		keep := src + origSuffix
 		if _, err := os.Lstat(keep); err == nil {
-			return fmt.Errorf("%s already holds data and %s exists: cannot keep %s aside", r.target, r.source+origSuffix, r.source)
+			return fmt.Errorf("%s already holds data and %s exists: cannot keep %s aside", r.Target, r.Source+origSuffix, r.Source)
 		}
 		if err := os.Rename(src, keep); err != nil {
 			return err
 		}
-		e.did("kept %s as %s: %s already holds data", r.source, r.source+origSuffix, r.target)
+		e.did("kept %s as %s: %s already holds data", r.Source, r.Source+origSuffix, r.Target)
 	case srcExists:
 		if err := os.Rename(src, moving); err != nil {
 			return err
@@ -190,7 +108,7 @@ func (e *ensurer) relocateOne(ctx context.Context, r relocation) error {
 		if err := moveOnto(ctx, moving, dst); err != nil {
 			return err
 		}
-		e.did("moved %s to %s", r.source, r.target)
+		e.did("moved %s to %s", r.Source, r.Target)
 	}
 	if err := e.link(r, src); err != nil {
 		return err
@@ -211,31 +129,35 @@ func (e *ensurer) relocateOne(ctx context.Context, r relocation) error {
 	return nil
 }
 
-// link makes source a symlink to the target (as seen from the machine's root), when
-// source's directory exists.
-func (e *ensurer) link(r relocation, src string) error {
+// link makes source a symlink to the target, when source's directory exists.
+func (e *ensurer) link(r services.Relocation, src string) error {
 	if _, err := os.Lstat(src); err == nil {
 		return nil
 	}
 	if _, err := os.Stat(filepath.Dir(src)); err != nil {
 		return nil // nothing there would use it
 	}
-	if err := os.Symlink(r.target, src); err != nil {
+	// Relative, so the link resolves inside the tree also when it is not mounted as /.
+	target, err := filepath.Rel(filepath.Dir(r.Source), r.Target)
+	if err != nil {
 		return err
 	}
-	e.did("linked %s to %s", r.source, r.target)
+	if err := os.Symlink(target, src); err != nil {
+		return err
+	}
+	e.did("linked %s to %s", r.Source, r.Target)
 	return nil
 }
 
 // removeMoved deletes what is left of a moved source once the symlink is in place.
-func (e *ensurer) removeMoved(r relocation, moving string) error {
+func (e *ensurer) removeMoved(r services.Relocation, moving string) error {
 	if _, err := os.Lstat(moving); os.IsNotExist(err) {
 		return nil
 	}
 	if err := os.RemoveAll(moving); err != nil {
 		return err
 	}
-	e.did("removed %s, the old copy of %s", r.source+relocatingSuffix, r.target)
+	e.did("removed %s, the old copy of %s", r.Source+relocatingSuffix, r.Target)
 	return nil
 }
 

@@ -77,28 +77,28 @@ func TestIgnoredVolumesLayoutAndRelocations(t *testing.T) {
 	write(t, filepath.Join(root, "app/etc/env.yml"), "#cloud-config\n")
 	mkdir(t, filepath.Join(root, "data/ecs-ca"), 0o755, 0, 0) // wrong owner and mode
 	svc := &recorder{}
-	opts := Options{Root: root, Storage: ignoreBoth, Services: svc}
+	opts := Options{Root: root, Storage: ignoreBoth, Services: svc, Dirs: testDirs, Relocations: testRelocations}
 	res := ensure(t, opts)
 	t.Logf("actions:\n%s", strings.Join(res.Actions, "\n"))
 
-	for _, d := range dirs {
-		uid, gid, mode := owner(t, filepath.Join(root, d.path))
-		want := map[string][2]int{"root": {0, 0}, "app": {1000, 1000}, "postgres": {105, 109}, "1000": {1000, 1000}, "472": {472, 472}}[d.owner]
-		wantMode := d.mode
+	for _, d := range testDirs {
+		uid, gid, mode := owner(t, filepath.Join(root, d.Path))
+		want := map[string][2]int{"root": {0, 0}, "app": {1000, 1000}, "postgres": {105, 109}, "1000": {1000, 1000}, "472": {472, 472}}[d.Owner]
+		wantMode := d.Mode
 		if wantMode == 0 {
 			wantMode = 0o755
 		}
-		switch d.path {
+		switch d.Path {
 		case "/volatile/docker":
 			wantMode = 0o710 // the moved directory keeps its own mode
 		}
 		if uid != want[0] || gid != want[1] || mode != wantMode {
-			t.Errorf("%s: %d:%d %04o, want %d:%d %04o", d.path, uid, gid, mode, want[0], want[1], wantMode)
+			t.Errorf("%s: %d:%d %04o, want %d:%d %04o", d.Path, uid, gid, mode, want[0], want[1], wantMode)
 		}
 	}
 	for src, dst := range map[string]string{
-		"var/lib/postgresql": "/data/postgresql", "var/lib/docker": "/volatile/docker",
-		"app/etc": "/data/etc", "app/ecs-cache": "/volatile/ecs-cache", "app/ecs-storage-vault": "/data/ecs-storage-vault",
+		"var/lib/postgresql": "../../data/postgresql", "var/lib/docker": "../../volatile/docker",
+		"app/etc": "../data/etc", "app/ecs-cache": "../volatile/ecs-cache", "app/ecs-storage-vault": "../data/ecs-storage-vault",
 	} {
 		if got := readlink(t, filepath.Join(root, src)); got != dst {
 			t.Errorf("%s links to %q, want %s", src, got, dst)
@@ -128,7 +128,7 @@ func TestIgnoredVolumesLayoutAndRelocations(t *testing.T) {
 	if l := leftovers(t, root); len(l) > 0 {
 		t.Errorf("left over: %v", l)
 	}
-	for _, want := range []string{"changed the owner of /data/ecs-ca to 1000 (1000:1000)", "changed the mode of /data/ecs-ca to 0700", "moved /var/lib/postgresql to /data/postgresql", "linked /var/lib/postgresql to /data/postgresql", "removed from /etc/fstab: LABEL=ecs-data"} {
+	for _, want := range []string{"changed the mode of /data/ecs-ca to 0700; changed the owner of /data/ecs-ca to 1000:1000", "moved /var/lib/postgresql to /data/postgresql", "linked /var/lib/postgresql to /data/postgresql", "removed from /etc/fstab: LABEL=ecs-data"} {
 		if !hasAction(res, want) {
 			t.Errorf("no action %q", want)
 		}
@@ -169,7 +169,7 @@ func TestRelocationAcrossFilesystems(t *testing.T) {
 	if err := os.Symlink("main/PG_VERSION", filepath.Join(pg, "15/symlink")); err != nil {
 		t.Fatal(err)
 	}
-	res := ensure(t, Options{Root: root, Storage: ignoreBoth, Services: &recorder{}})
+	res := ensure(t, Options{Root: root, Storage: ignoreBoth, Services: &recorder{}, Dirs: testDirs, Relocations: testRelocations})
 	if !hasAction(res, "moved /var/lib/postgresql to /data/postgresql") {
 		t.Errorf("actions:\n%s", strings.Join(res.Actions, "\n"))
 	}
@@ -188,7 +188,7 @@ func TestRelocationAcrossFilesystems(t *testing.T) {
 	if got := readlink(t, filepath.Join(dst, "symlink")); got != "main/PG_VERSION" {
 		t.Errorf("symlink: %q", got)
 	}
-	if got := readlink(t, pg); got != "/data/postgresql" {
+	if got := readlink(t, pg); got != "../../data/postgresql" {
 		t.Errorf("source links to %q", got)
 	}
 	if l := leftovers(t, root); len(l) > 0 {
@@ -219,7 +219,7 @@ func TestInterruptedRelocationConverges(t *testing.T) {
 		{"linked, old copy left", func(t *testing.T, root string) {
 			write(t, filepath.Join(root, "var/lib/postgresql.relocating/PG_VERSION"), "15\n")
 			write(t, filepath.Join(root, "data/postgresql/PG_VERSION"), "15\n")
-			if err := os.Symlink("/data/postgresql", filepath.Join(root, "var/lib/postgresql")); err != nil {
+			if err := os.Symlink("../../data/postgresql", filepath.Join(root, "var/lib/postgresql")); err != nil {
 				t.Fatal(err)
 			}
 		}, false},
@@ -229,10 +229,10 @@ func TestInterruptedRelocationConverges(t *testing.T) {
 			mountTmpfs(t, filepath.Join(root, "data"))
 			tc.state(t, root)
 			svc := &recorder{}
-			opts := Options{Root: root, Storage: ignoreBoth, Services: svc}
+			opts := Options{Root: root, Storage: ignoreBoth, Services: svc, Dirs: testDirs, Relocations: testRelocations}
 			res := ensure(t, opts)
 			t.Logf("actions:\n%s", strings.Join(res.Actions, "\n"))
-			if got := readlink(t, filepath.Join(root, "var/lib/postgresql")); got != "/data/postgresql" {
+			if got := readlink(t, filepath.Join(root, "var/lib/postgresql")); got != "../../data/postgresql" {
 				t.Errorf("source links to %q", got)
 			}
 			if b, err := os.ReadFile(filepath.Join(root, "data/postgresql/PG_VERSION")); err != nil || string(b) != "15\n" {
@@ -256,7 +256,7 @@ func TestRelocationOntoDataKeepsBoth(t *testing.T) {
 	root := testRoot(t)
 	write(t, filepath.Join(root, "data/postgresql/PG_VERSION"), "13\n")
 	write(t, filepath.Join(root, "var/lib/postgresql/PG_VERSION"), "15\n")
-	opts := Options{Root: root, Storage: ignoreBoth, Services: &recorder{}}
+	opts := Options{Root: root, Storage: ignoreBoth, Services: &recorder{}, Dirs: testDirs, Relocations: testRelocations}
 	res := ensure(t, opts)
 	if !hasAction(res, "kept /var/lib/postgresql as /var/lib/postgresql.orig: /data/postgresql already holds data") {
 		t.Errorf("actions:\n%s", strings.Join(res.Actions, "\n"))
@@ -266,7 +266,7 @@ func TestRelocationOntoDataKeepsBoth(t *testing.T) {
 			t.Errorf("%s: %q %v, want %q", p, b, err, want)
 		}
 	}
-	if got := readlink(t, filepath.Join(root, "var/lib/postgresql")); got != "/data/postgresql" {
+	if got := readlink(t, filepath.Join(root, "var/lib/postgresql")); got != "../../data/postgresql" {
 		t.Errorf("source links to %q", got)
 	}
 	ensureUnchanged(t, opts)
@@ -278,7 +278,7 @@ func TestRelocationBothCopiesRefused(t *testing.T) {
 	root := testRoot(t)
 	write(t, filepath.Join(root, "var/lib/postgresql.relocating/PG_VERSION"), "15\n")
 	write(t, filepath.Join(root, "var/lib/postgresql/PG_VERSION"), "15\n")
-	_, err := Ensure(context.Background(), Options{Root: root, Storage: ignoreBoth, Services: &recorder{}})
+	_, err := Ensure(context.Background(), Options{Root: root, Storage: ignoreBoth, Services: &recorder{}, Dirs: testDirs, Relocations: testRelocations})
 	if err == nil || !strings.Contains(err.Error(), "merge them by hand") {
 		t.Errorf("error %v", err)
 	}
@@ -289,7 +289,7 @@ func TestUnknownOwner(t *testing.T) {
 	testtool.RequireRoot(t)
 	root := testRoot(t)
 	write(t, filepath.Join(root, "etc/passwd"), "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/app:/bin/sh\n")
-	_, err := Ensure(context.Background(), Options{Root: root, Storage: ignoreBoth, Services: &recorder{}})
+	_, err := Ensure(context.Background(), Options{Root: root, Storage: ignoreBoth, Services: &recorder{}, Dirs: testDirs, Relocations: testRelocations})
 	if err == nil || !strings.Contains(err.Error(), "owner of /data/postgresql: no user postgres in /etc/passwd") {
 		t.Errorf("error %v", err)
 	}

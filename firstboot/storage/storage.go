@@ -24,6 +24,8 @@ import (
 	"strings"
 
 	"github.com/ethikkom/ecs-appliance/env"
+	"github.com/ethikkom/ecs-appliance/firstboot/machine"
+	"github.com/ethikkom/ecs-appliance/firstboot/services"
 )
 
 // The labels the appliance mounts on /data and /volatile.
@@ -43,7 +45,13 @@ type Options struct {
 	Devices []string
 	// Mount mounts a filesystem; nil runs mount(8).
 	Mount MountFunc
-	// Services stops and starts the services whose state is relocated; nil uses systemctl.
+	// Dirs are the directories the services keep their state in, made (in order) once
+	// the volumes are mounted; Relocations move their old state directories onto them.
+	Dirs        []machine.Dir
+	Relocations []services.Relocation
+	// Machine reports and controls units; nil is a quiet machine at Root.
+	Machine *machine.Machine
+	// Services stops and starts the units around a relocation; nil uses Machine's systemd.
 	Services Services
 }
 
@@ -79,13 +87,16 @@ func Ensure(ctx context.Context, opts Options) (*Result, error) {
 
 // ensurer carries one run of Ensure.
 type ensurer struct {
-	root     string
-	st       env.Storage
-	devices  []string // canonical device paths; nil: all
-	mount    MountFunc
-	services Services
-	volumes  []volume
-	actions  []string
+	root        string
+	st          env.Storage
+	devices     []string // canonical device paths; nil: all
+	mount       MountFunc
+	services    Services
+	m           *machine.Machine
+	dirs        []machine.Dir
+	relocations []services.Relocation
+	volumes     []volume
+	actions     []string
 }
 
 func newEnsurer(opts Options) (*ensurer, error) {
@@ -101,11 +112,20 @@ func newEnsurer(opts Options) (*ensurer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("root %s: %w", opts.Root, err)
 	}
+	m := opts.Machine
+	if m == nil {
+		if m, err = machine.New(root, nil); err != nil {
+			return nil, err
+		}
+	}
 	e := &ensurer{
-		root:     root,
-		st:       opts.Storage,
-		mount:    opts.Mount,
-		services: opts.Services,
+		root:        root,
+		st:          opts.Storage,
+		mount:       opts.Mount,
+		services:    opts.Services,
+		m:           m,
+		dirs:        opts.Dirs,
+		relocations: opts.Relocations,
 		volumes: []volume{
 			{label: DataLabel, mount: "/data", ignore: opts.Storage.Ignore.Data},
 			{label: VolatileLabel, mount: "/volatile", ignore: opts.Storage.Ignore.Volatile},
@@ -115,7 +135,7 @@ func newEnsurer(opts Options) (*ensurer, error) {
 		e.mount = mountCommand
 	}
 	if e.services == nil {
-		e.services = Systemctl{}
+		e.services = units{m.Systemd}
 	}
 	for _, d := range opts.Devices {
 		c, err := canonicalDevice(d)

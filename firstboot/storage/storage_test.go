@@ -132,7 +132,7 @@ func TestMissingLabelErrors(t *testing.T) {
 		}}, "appliance.storage.setup uses the original's parted/format schema, which this appliance does not run"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := Ensure(context.Background(), Options{Root: testRoot(t), Storage: tc.st, Devices: []string{dev}, Services: &recorder{}})
+			res, err := Ensure(context.Background(), Options{Root: testRoot(t), Storage: tc.st, Devices: []string{dev}, Services: &recorder{}, Dirs: testDirs, Relocations: testRelocations})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v\nwant %q", err, tc.want)
 			}
@@ -152,7 +152,7 @@ func TestWholeDiskFilesystemsAndBusyMountPoint(t *testing.T) {
 	sh(t, "mkfs.ext4", "-q", "-L", VolatileLabel, b)
 	root := testRoot(t)
 	write(t, filepath.Join(root, "data/old.txt"), "hidden if mounted over")
-	opts := Options{Root: root, Devices: []string{a, b}, Mount: mounter(t), Services: &recorder{}}
+	opts := Options{Root: root, Devices: []string{a, b}, Mount: mounter(t), Services: &recorder{}, Dirs: testDirs, Relocations: testRelocations}
 	_, err := Ensure(context.Background(), opts)
 	if err == nil || !strings.Contains(err.Error(), "not mounting ecs-data on /data: the directory holds 1 entries on the root filesystem (e.g. old.txt)") {
 		t.Fatalf("error %v", err)
@@ -176,7 +176,7 @@ func TestDuplicateLabel(t *testing.T) {
 	a, b := testtool.LoopDisk(t, 16), testtool.LoopDisk(t, 16)
 	sh(t, "mkfs.ext4", "-q", "-L", DataLabel, a)
 	sh(t, "mkfs.ext4", "-q", "-L", DataLabel, b)
-	_, err := Ensure(context.Background(), Options{Root: testRoot(t), Storage: env.Storage{Ignore: env.StorageIgnore{Volatile: true}}, Devices: []string{a, b}, Services: &recorder{}})
+	_, err := Ensure(context.Background(), Options{Root: testRoot(t), Storage: env.Storage{Ignore: env.StorageIgnore{Volatile: true}}, Devices: []string{a, b}, Services: &recorder{}, Dirs: testDirs, Relocations: testRelocations})
 	if err == nil || !strings.Contains(err.Error(), "2 filesystems are labelled ecs-data ("+a+", "+b+")") {
 		t.Errorf("error %v", err)
 	}

@@ -37,9 +37,13 @@ func NewRoot(t testing.TB, edit func(string) string) string {
 	files := map[string]string{
 		"app/env.yml":               s,
 		"etc/appliance/agent.yml":   "sources: [env-file, local]\n",
-		"etc/passwd":                fmt.Sprintf("root:x:%d:%d:root:/root:/bin/bash\napp:x:%d:%d::/app:/bin/bash\npostgres:x:%d:%d::/var/lib/postgresql:/bin/bash\n", uid, gid, uid, gid, uid, gid),
-		"etc/group":                 fmt.Sprintf("root:x:%d:\napp:x:%d:\npostgres:x:%d:\n", gid, gid, gid),
+		"etc/passwd":                fmt.Sprintf("root:x:%d:%d:root:/root:/bin/bash\napp:x:%d:%d::/app:/bin/bash\npostgres:x:%d:%d::/var/lib/postgresql:/bin/bash\nopendkim:x:%d:%d::/run/opendkim:/usr/sbin/nologin\n", uid, gid, uid, gid, uid, gid, uid, gid),
+		"etc/group":                 fmt.Sprintf("root:x:%d:\napp:x:%d:\npostgres:x:%d:\nopendkim:x:%d:\n", gid, gid, gid, gid),
 		"root/.ssh/authorized_keys": "ssh-rsa AAAAold old@example.org\nssh-ed25519 AAAAkeep keep@example.org\n",
+	}
+	// The PostgreSQL version the tree has is the host's: its server checks the render.
+	if pg := hostPostgres(t); pg != "" {
+		files[pg[1:]] = ""
 	}
 	for p, c := range files {
 		os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755)
@@ -48,4 +52,14 @@ func NewRoot(t testing.TB, edit func(string) string) string {
 		}
 	}
 	return root
+}
+
+// hostPostgres is the path of the host's newest PostgreSQL server binary.
+func hostPostgres(t testing.TB) string {
+	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
+	if len(bins) == 0 {
+		testtool.Missing(t, "no PostgreSQL server in /usr/lib/postgresql (make test installs it)")
+		return ""
+	}
+	return bins[len(bins)-1]
 }

@@ -26,22 +26,32 @@ Usage:
   appliance-agent boot [--until PHASE]   the whole run (what appliance-agent.service does)
   appliance-agent discover               which env.yml source would be used, and why; changes nothing
   appliance-agent status                 what the appliance is doing (also /run/appliance/status.json)
+  appliance-agent configure [SERVICE...] apply the active env to these services again (all if none)
+                                         and reload what changed; services: %s
+  appliance-agent renew                  renew the ACME certificate if due (appliance-renew.timer)
   appliance-agent reset-failed           clear the failed state after fixing its cause
   appliance-agent state                  the recorded tags, flags and recent runs
 
 A boot runs these phases: discover (find env.yml: $ENV_YML, /app/env.yml, a cidata or
 config-2 disk, cloud metadata; see /etc/appliance/agent.yml) → activate (validate it,
 write /run/active-env.yml) → storage (/data and /volatile) → state (the record of
-runs) → prepare (hostname, SSH keys) → start (the stack's services) → verify (health
-checks). A second boot with nothing new says "unchanged". If a phase fails, the
-status page says which and why, /run/appliance-failed keeps the stack from starting,
-and after fixing the cause "appliance-agent reset-failed" (or a reboot) clears it.
+runs) → prepare (hostname, SSH keys) → configure (each service's files, checked by the
+service's own checker before they replace a working one: TLS certificate, nginx,
+PostgreSQL, postfix + opendkim, stunnel, extra files and packages) → start (the units,
+in parallel; database and ACME certificate once they run) → verify (health checks).
+A second boot with nothing new says "unchanged". If a phase fails, the status page
+says which and why, /run/appliance-failed keeps the stack from starting, and after
+fixing the cause "appliance-agent reset-failed" (or a reboot) clears it.
 
 Options (every command):
-  --root DIR      work on the machine tree under DIR instead of / (tests, images)
+  --root DIR      work on the machine tree under DIR instead of / (tests, images): files
+                  are written there, units only named ("would start …"), nothing else
+                  of the host is touched
   --device PATH   search and set up only this block device (repeatable); default: all
 Exit status: 0 success or standby, 1 failure, 2 usage error.
 `
+
+func helpText() string { return fmt.Sprintf(usage, strings.Join(agent.ServiceNames(), ", ")) }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -56,7 +66,7 @@ func (d *devices) Set(v string) error { *d = append(*d, v); return nil }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, helpText())
 		if len(args) == 0 {
 			return 2
 		}
@@ -71,14 +81,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	until := fs.String("until", "", "")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, usage)
+			fmt.Fprint(stdout, helpText())
 			return 0
 		}
-		fmt.Fprintf(stderr, "appliance-agent %s: %v\n\n%s", cmd, err, usage)
+		fmt.Fprintf(stderr, "appliance-agent %s: %v\n\n%s", cmd, err, helpText())
 		return 2
 	}
-	if fs.NArg() > 0 || *until != "" && cmd != "boot" {
-		fmt.Fprintf(stderr, "appliance-agent %s: unexpected arguments\n\n%s", cmd, usage)
+	if fs.NArg() > 0 && cmd != "configure" || *until != "" && cmd != "boot" {
+		fmt.Fprintf(stderr, "appliance-agent %s: unexpected arguments\n\n%s", cmd, helpText())
 		return 2
 	}
 	if *until != "" && !slices.Contains(agent.Phases, *until) {
@@ -89,6 +99,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "boot":
 		err = agent.Boot(ctx, agent.Options{Root: *root, Devices: devs, EnvYML: os.Getenv("ENV_YML"), Until: *until, Out: stdout})
+	case "configure":
+		err = agent.Reconfigure(ctx, agent.Options{Root: *root, Out: stdout}, fs.Args())
+	case "renew":
+		err = agent.Renew(ctx, agent.Options{Root: *root, Out: stdout})
 	case "discover":
 		err = discover(ctx, *root, devs, stdout)
 	case "status":
@@ -100,7 +114,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "state":
 		err = printState(ctx, *root, stdout)
 	default:
-		fmt.Fprintf(stderr, "appliance-agent: unknown command %q\n\n%s", cmd, usage)
+		fmt.Fprintf(stderr, "appliance-agent: unknown command %q\n\n%s", cmd, helpText())
 		return 2
 	}
 	if err != nil {

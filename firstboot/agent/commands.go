@@ -1,0 +1,142 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ethikkom/ecs-appliance/env"
+	"github.com/ethikkom/ecs-appliance/firstboot/machine"
+	"github.com/ethikkom/ecs-appliance/firstboot/services"
+	"github.com/ethikkom/ecs-appliance/firstboot/services/tls"
+	"github.com/ethikkom/ecs-appliance/firstboot/status"
+)
+
+// Reconfigure applies the active env to the named services (all when none) on a
+// machine that has booted, and reloads or restarts what changed: what the admin runs
+// after editing a service's inputs, and what appliance-ecs-ca.service runs when ECS
+// renews its CA or CRL.
+func Reconfigure(ctx context.Context, opt Options, names []string) error {
+	stack, err := pick(names)
+	if err != nil {
+		return err
+	}
+	b, err := resume(opt)
+	if err != nil {
+		return err
+	}
+	states, err := services.Configure(ctx, b.sc, stack)
+	b.update(states)
+	if err != nil {
+		return err
+	}
+	return b.refresh(ctx)
+}
+
+// Renew renews the ACME certificate when it is due (appliance-renew.timer) and
+// reloads nginx and restarts postfix and stunnel on a new one. A failed renewal keeps
+// a certificate that is still valid; the status says what happened.
+func Renew(ctx context.Context, opt Options) error {
+	b, err := resume(opt)
+	if err != nil {
+		return err
+	}
+	if err := services.Finish(ctx, b.sc, []services.Service{tls.Service{}}); err != nil {
+		return err
+	}
+	b.update(nil)
+	return b.refresh(ctx)
+}
+
+// resume is a run on a booted machine: its active env, its facts.
+func resume(opt Options) (*boot, error) {
+	if opt.Out == nil {
+		opt.Out = io.Discard
+	}
+	m, err := machine.New(opt.Root, opt.Out)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(m.Path("/" + FailedPath)); err == nil {
+		return nil, ErrFailed
+	}
+	data, err := os.ReadFile(m.Path("/" + ActiveEnvPath))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, errors.New("no active env (/" + ActiveEnvPath + "): the appliance has not booted, or is in standby")
+	}
+	if err != nil {
+		return nil, err
+	}
+	e, _, err := env.Parse("/"+ActiveEnvPath, data)
+	if err != nil {
+		return nil, err
+	}
+	facts := hostFacts()
+	if opt.Facts != nil {
+		facts = *opt.Facts
+	}
+	now := opt.Now
+	if now == nil {
+		now = time.Now
+	}
+	b := &boot{opt: opt, root: m.Root(), m: m, env: e}
+	b.opt.Now = now
+	b.sc = services.NewContext(m, e, facts, now())
+	return b, nil
+}
+
+// update puts the services' new states and the certificate into the published status.
+func (b *boot) update(states []services.State) {
+	s, err := status.Read(b.root)
+	if err != nil {
+		return // nothing published since boot: the next boot publishes all
+	}
+	for _, st := range states {
+		i := slices.IndexFunc(s.Services, func(o services.State) bool { return o.Name == st.Name })
+		if i < 0 {
+			s.Services = append(s.Services, st)
+		} else {
+			s.Services[i] = st
+		}
+	}
+	if b.sc.Certificate != nil {
+		s.Certificate = b.sc.Certificate
+	}
+	if err := status.Publish(b.root, s); err != nil {
+		b.m.Out.Line("cannot publish status: %v", err)
+	}
+}
+
+// ServiceNames are the names of the stack's services.
+func ServiceNames() []string {
+	var names []string
+	for _, s := range Stack {
+		names = append(names, s.Spec(&env.Env{}).Name)
+	}
+	return names
+}
+
+// pick returns the services of the stack with the given names, in stack order.
+func pick(names []string) ([]services.Service, error) {
+	if len(names) == 0 {
+		return Stack, nil
+	}
+	known := ServiceNames()
+	var out []services.Service
+	for i, s := range Stack {
+		if slices.Contains(names, known[i]) {
+			out = append(out, s)
+		}
+	}
+	for _, n := range names {
+		if !slices.Contains(known, n) {
+			return nil, fmt.Errorf("unknown service %q (services: %s)", n, strings.Join(known, ", "))
+		}
+	}
+	return out, nil
+}
