@@ -221,3 +221,29 @@ func TestBuildRefusesInvalidEnvAndWritesNothing(t *testing.T) {
 		t.Errorf("build of an invalid env left files: %v", ents)
 	}
 }
+
+// TestRestoreUnreadableInputIsUsageError: like check and build, restore treats an
+// input it cannot read as a usage error (2) and one that reads but is no image as a
+// failure (1).
+func TestRestoreUnreadableInputIsUsageError(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "env.yml")
+	notImage := filepath.Join(dir, "page.png")
+	os.WriteFile(notImage, []byte("not a PNG"), 0o600)
+	for _, tc := range []struct {
+		input, want string
+		code        int
+	}{
+		{filepath.Join(dir, "missing.png"), "missing.png: no such file", 2},
+		{dir, "is a directory", 2},
+		{notImage, "reading image " + notImage, 1},
+	} {
+		code, _, errOut := ecsEnv("restore", tc.input, "-o", out)
+		if code != tc.code || !strings.Contains(errOut, tc.want) {
+			t.Errorf("restore %s: exit %d, want %d with %q\n%s", tc.input, code, tc.code, tc.want, errOut)
+		}
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Error("a failed restore wrote a file")
+	}
+}

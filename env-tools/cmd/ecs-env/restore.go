@@ -2,9 +2,11 @@ package main
 
 import (
 	"crypto/sha256"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/ethikkom/ecs-appliance/env-tools/qrpaper"
 	"github.com/ethikkom/ecs-appliance/internal/atomicfile"
@@ -22,6 +24,9 @@ with pdftoppm, zbarimg, base64 and gunzip.
 
 Options:
   -o FILE   where to write the env (default env.yml; never overwritten; mode 0600)
+
+Exit status: 0 restored, 1 failed (no image, damaged or incomplete set), 2 usage error
+(e.g. an image that cannot be read).
 `
 
 func runRestore(args []string, stdout, stderr io.Writer) error {
@@ -32,6 +37,11 @@ func runRestore(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	imgs, err := qrpaper.LoadImages(pos...)
+	var unreadable *os.PathError
+	if errors.As(err, &unreadable) {
+		// As check and build treat an env they cannot read.
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
 	if err != nil {
 		return err
 	}
