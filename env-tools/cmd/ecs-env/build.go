@@ -31,7 +31,8 @@ Checks ENV (as "ecs-env check" does; an invalid env builds nothing) and writes t
                    alone with "gpg --decrypt"
 
 Options:
-  -o DIR              where to write (default: ENV's directory)
+  -o DIR              where to write (default: ENV's directory; made, mode 0700,
+                      if missing)
   --recipients FILE   armored OpenPGP public keys to encrypt the archive to (default:
                       gpgkeys.txt next to ENV, if there). Expired, revoked and
                       sign-only keys are refused.
@@ -82,6 +83,10 @@ func runBuild(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	now := time.Now()
+	// Made only for a valid env; 0700 like new's, as it receives the secrets.
+	if err := os.MkdirAll(*outDir, 0o700); err != nil {
+		return err
+	}
 
 	var pdf bytes.Buffer
 	st, err := qrpaper.Render(&pdf, qrpaper.Paper{Domain: e.Appliance.Domain, Created: now, Name: "env.yml", Data: raw})

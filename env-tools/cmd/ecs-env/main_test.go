@@ -247,3 +247,28 @@ func TestRestoreUnreadableInputIsUsageError(t *testing.T) {
 		t.Error("a failed restore wrote a file")
 	}
 }
+
+// newEnv writes a valid env (ed25519 keys: fast) to a new directory and returns its
+// path.
+func newEnv(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	mustRun(t, "new", "ecs.example.org", "-o", dir, "--key-type", "ed25519")
+	return filepath.Join(dir, "env.yml")
+}
+
+// TestBuildCreatesOutputDir: -o names a directory that need not exist yet; it is
+// made 0700 like new's, since it receives the secrets.
+func TestBuildCreatesOutputDir(t *testing.T) {
+	envPath := newEnv(t)
+	out := filepath.Join(t.TempDir(), "site", "bundle")
+	mustRun(t, "build", envPath, "-o", out)
+	st, err := os.Stat(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o700 {
+		t.Errorf("%s: mode %v, want 0700", out, st.Mode().Perm())
+	}
+	wantMode0600(t, filepath.Join(out, "env.yml.pdf"), filepath.Join(out, "env-cidata.iso"))
+}
