@@ -39,6 +39,9 @@ Options:
   --meta-data FILE    cloud-init meta-data for the ISO, e.g. with a static network
                       config (default: meta-data.custom next to ENV, if there; else
                       instance-id and local-hostname from the domain)
+
+An output that would replace an input (e.g. an ENV named env.yml.pdf) is refused as a
+usage error.
 `
 
 func runBuild(args []string, stdout, stderr io.Writer) error {
@@ -63,6 +66,13 @@ func runBuild(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	now := time.Now()
+	pdfPath := filepath.Join(*outDir, "env.yml.pdf")
+	isoPath := filepath.Join(*outDir, "env-cidata.iso")
+	gpgPath := filepath.Join(*outDir, bundle.Name(e.Appliance.Domain, now))
+	if err := refuseInputs([]string{pdfPath, isoPath, gpgPath}, []string{envPath, *recipientsPath, *metaPath}); err != nil {
+		return err
+	}
 	// Parse the recipients before the slow steps so a bad key fails at once.
 	var recipients openpgp.EntityList
 	if *recipientsPath != "" {
@@ -82,7 +92,6 @@ func runBuild(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%w: %v", errUsage, err)
 		}
 	}
-	now := time.Now()
 	// Made only for a valid env; 0700 like new's, as it receives the secrets.
 	if err := os.MkdirAll(*outDir, 0o700); err != nil {
 		return err
@@ -93,14 +102,12 @@ func runBuild(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	pdfPath := filepath.Join(*outDir, "env.yml.pdf")
 	if err := atomicfile.WriteFile(pdfPath, pdf.Bytes(), atomicfile.Options{Perm: 0o600}); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s: %d pages (%d of text, %d of QR codes holding %d codes, 1 of instructions), sha256 %s\n",
 		pdfPath, st.Pages, st.TextPages, st.QRPages, st.QRCodes, st.SHA256)
 
-	isoPath := filepath.Join(*outDir, "env-cidata.iso")
 	if err := cidata.Write(isoPath, cidata.Files{UserData: raw, MetaData: meta, PDF: pdf.Bytes()}); err != nil {
 		return err
 	}
@@ -119,7 +126,6 @@ func runBuild(args []string, stdout, stderr io.Writer) error {
 		{Name: "env.yml.pdf", Data: pdf.Bytes()},
 		{Name: "env-cidata.iso", Data: iso},
 	}
-	gpgPath := filepath.Join(*outDir, bundle.Name(e.Appliance.Domain, now))
 	err = atomicfile.Write(gpgPath, atomicfile.Options{Perm: 0o600}, func(w io.Writer) error {
 		return bundle.Seal(w, recipients, files, now)
 	})
@@ -127,6 +133,33 @@ func runBuild(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s: encrypted to %d key(s)\n", gpgPath, len(recipients))
+	return nil
+}
+
+// refuseInputs fails when an output would replace an input, by whatever path either
+// is named (relative, through a symlink, a hard link): the build would destroy the
+// very env it packages, and report success.
+func refuseInputs(outputs, inputs []string) error {
+	for _, out := range outputs {
+		outAbs, err := filepath.Abs(out)
+		if err != nil {
+			return err
+		}
+		outSt, outErr := os.Stat(out)
+		for _, in := range inputs {
+			if in == "" {
+				continue
+			}
+			inAbs, err := filepath.Abs(in)
+			if err != nil {
+				return err
+			}
+			inSt, inErr := os.Stat(in)
+			if inAbs == outAbs || outErr == nil && inErr == nil && os.SameFile(inSt, outSt) {
+				return fmt.Errorf("%w: the output %s would replace the input %s; rename the input or choose another -o DIR", errUsage, out, in)
+			}
+		}
+	}
 	return nil
 }
 

@@ -272,3 +272,70 @@ func TestBuildCreatesOutputDir(t *testing.T) {
 	}
 	wantMode0600(t, filepath.Join(out, "env.yml.pdf"), filepath.Join(out, "env-cidata.iso"))
 }
+
+// TestBuildRefusesToOverwriteItsInput: an output that is an input, by name or by any
+// other path to the same file, is a usage error, and nothing is written or changed.
+func TestBuildRefusesToOverwriteItsInput(t *testing.T) {
+	original, err := os.ReadFile(newEnv(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(t *testing.T, err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name, envName string // the env is dir/envName, the input that must survive
+		args          func(t *testing.T, dir, env string) []string
+	}{
+		{"env named env.yml.pdf", "env.yml.pdf", func(t *testing.T, dir, env string) []string {
+			return []string{env}
+		}},
+		{"env named env-cidata.iso", "env-cidata.iso", func(t *testing.T, dir, env string) []string {
+			return []string{env}
+		}},
+		{"relative env path", "env.yml.pdf", func(t *testing.T, dir, env string) []string {
+			t.Chdir(dir)
+			return []string{"env.yml.pdf", "-o", dir}
+		}},
+		{"output dir through a symlink", "env.yml.pdf", func(t *testing.T, dir, env string) []string {
+			link := filepath.Join(t.TempDir(), "out")
+			must(t, os.Symlink(dir, link))
+			return []string{env, "-o", link}
+		}},
+		{"env is a symlink to an output", "env-cidata.iso", func(t *testing.T, dir, env string) []string {
+			link := filepath.Join(dir, "env.yml")
+			must(t, os.Symlink("env-cidata.iso", link))
+			return []string{link}
+		}},
+		{"output hard-linked to the env", "env.yml", func(t *testing.T, dir, env string) []string {
+			out := t.TempDir()
+			must(t, os.Link(env, filepath.Join(out, "env.yml.pdf")))
+			return []string{env, "-o", out}
+		}},
+		{"meta-data is an output", "env.yml", func(t *testing.T, dir, env string) []string {
+			meta := filepath.Join(dir, "env-cidata.iso")
+			must(t, os.WriteFile(meta, []byte("instance-id: x\n"), 0o600))
+			return []string{env, "--meta-data", meta}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			input := filepath.Join(dir, tc.envName)
+			must(t, os.WriteFile(input, original, 0o600))
+			args := tc.args(t, dir, input)
+			before, _ := os.ReadDir(dir)
+			code, _, errOut := ecsEnv(append([]string{"build"}, args...)...)
+			if code != 2 || !strings.Contains(errOut, "would replace the input") {
+				t.Errorf("exit %d, want 2 and a refusal\n%s", code, errOut)
+			}
+			if b, _ := os.ReadFile(input); !bytes.Equal(b, original) {
+				t.Fatalf("%s was changed", input)
+			}
+			if after, _ := os.ReadDir(dir); len(after) != len(before) {
+				t.Errorf("the refused build left files: %v", after)
+			}
+		})
+	}
+}
