@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -19,7 +20,8 @@ import (
 const buildHelp = `Usage: ecs-env build ENV [-o DIR] [--recipients FILE] [--meta-data FILE]
 
 Checks ENV (as "ecs-env check" does; an invalid env builds nothing) and writes to DIR
-(default: the directory of ENV), each file mode 0600 and written atomically:
+(default: the directory of ENV), each file mode 0600. The files are replaced together
+once all are complete; a build that fails or is interrupted changes none of them:
 
   env.yml.pdf      the paper backup: the env as text, then QR codes of it, then how to
                    restore it (with "ecs-env restore" or pdftoppm, zbarimg, base64, gunzip)
@@ -44,7 +46,7 @@ An output that would replace an input (e.g. an ENV named env.yml.pdf) is refused
 usage error.
 `
 
-func runBuild(args []string, stdout, stderr io.Writer) error {
+func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("build", flag.ContinueOnError)
 	outDir := fs.String("o", "", "")
 	recipientsPath := fs.String("recipients", "", "")
@@ -97,42 +99,74 @@ func runBuild(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	// Every output goes to a temporary file next to it, and all are renamed into place
+	// together once all are complete: a build that fails or is interrupted leaves the
+	// previous bundle as it was, and no temporary file. They are created before the
+	// slow rendering so that an unwritable DIR fails at once.
+	targets := []string{pdfPath, isoPath}
+	if recipients != nil {
+		targets = append(targets, gpgPath)
+	}
+	var outs []*atomicfile.File
+	defer func() {
+		for _, f := range outs {
+			f.Abort() // after CommitAll, does nothing
+		}
+	}()
+	for _, p := range targets {
+		f, err := atomicfile.Create(p, atomicfile.Options{Perm: 0o600})
+		if err != nil {
+			return err
+		}
+		outs = append(outs, f)
+	}
+
 	var pdf bytes.Buffer
-	st, err := qrpaper.Render(&pdf, qrpaper.Paper{Domain: e.Appliance.Domain, Created: now, Name: "env.yml", Data: raw})
+	st, err := qrpaper.RenderContext(ctx, &pdf, qrpaper.Paper{Domain: e.Appliance.Domain, Created: now, Name: "env.yml", Data: raw})
+	if err := interrupted(ctx); err != nil {
+		return err
+	}
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(pdfPath, pdf.Bytes(), atomicfile.Options{Perm: 0o600}); err != nil {
+	if _, err := outs[0].Write(pdf.Bytes()); err != nil {
 		return err
 	}
+	if err := cidata.Fill(outs[1].File, cidata.Files{UserData: raw, MetaData: meta, PDF: pdf.Bytes()}); err != nil {
+		return err
+	}
+	if recipients != nil {
+		if err := interrupted(ctx); err != nil {
+			return err
+		}
+		iso, err := os.ReadFile(outs[1].Name())
+		if err != nil {
+			return err
+		}
+		files := []bundle.File{
+			{Name: "env.yml", Data: raw},
+			{Name: "env.yml.pdf", Data: pdf.Bytes()},
+			{Name: "env-cidata.iso", Data: iso},
+		}
+		if err := bundle.Seal(outs[2], recipients, files, now); err != nil {
+			return err
+		}
+	}
+	if err := interrupted(ctx); err != nil {
+		return err
+	}
+	if err := atomicfile.CommitAll(outs...); err != nil {
+		return err
+	}
+
 	fmt.Fprintf(stdout, "wrote %s: %d pages (%d of text, %d of QR codes holding %d codes, 1 of instructions), sha256 %s\n",
 		pdfPath, st.Pages, st.TextPages, st.QRPages, st.QRCodes, st.SHA256)
-
-	if err := cidata.Write(isoPath, cidata.Files{UserData: raw, MetaData: meta, PDF: pdf.Bytes()}); err != nil {
-		return err
-	}
 	fmt.Fprintf(stdout, "wrote %s: attach it to the VM as a CD-ROM\n", isoPath)
-
 	if recipients == nil {
 		fmt.Fprintln(stdout, "no recipients (no --recipients, no gpgkeys.txt): no encrypted archive")
-		return nil
+	} else {
+		fmt.Fprintf(stdout, "wrote %s: encrypted to %d key(s)\n", gpgPath, len(recipients))
 	}
-	iso, err := os.ReadFile(isoPath)
-	if err != nil {
-		return err
-	}
-	files := []bundle.File{
-		{Name: "env.yml", Data: raw},
-		{Name: "env.yml.pdf", Data: pdf.Bytes()},
-		{Name: "env-cidata.iso", Data: iso},
-	}
-	err = atomicfile.Write(gpgPath, atomicfile.Options{Perm: 0o600}, func(w io.Writer) error {
-		return bundle.Seal(w, recipients, files, now)
-	})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "wrote %s: encrypted to %d key(s)\n", gpgPath, len(recipients))
 	return nil
 }
 

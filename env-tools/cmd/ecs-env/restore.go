@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"flag"
@@ -29,7 +30,7 @@ Exit status: 0 restored, 1 failed (no image, damaged or incomplete set), 2 usage
 (e.g. an image that cannot be read).
 `
 
-func runRestore(args []string, stdout, stderr io.Writer) error {
+func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
 	out := fs.String("o", "env.yml", "")
 	pos, err := parseArgs(fs, args, 1, -1)
@@ -47,6 +48,10 @@ func runRestore(args []string, stdout, stderr io.Writer) error {
 	}
 	data, err := qrpaper.Restore(imgs)
 	if err != nil {
+		return err
+	}
+	// Decoding many scans takes a while; a signal during it must not yield a file.
+	if err := interrupted(ctx); err != nil {
 		return err
 	}
 	if err := atomicfile.WriteFile(*out, data, atomicfile.Options{Perm: 0o600, NoOverwrite: true}); err != nil {
