@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
@@ -43,20 +44,30 @@ func MetaData(domain string) []byte {
 // the env, so it is created 0600. On error neither path nor any temporary file or
 // directory is left behind.
 func Write(path string, files Files) error {
-	if len(files.UserData) == 0 || len(files.MetaData) == 0 || len(files.PDF) == 0 {
-		return errors.New("cidata: user-data, meta-data and env.yml.pdf must all be non-empty")
-	}
 	out, err := atomicfile.Create(path, atomicfile.Options{Perm: 0o600})
 	if err != nil {
 		return err
 	}
 	defer out.Abort()
+	if err := Fill(out.File, files); err != nil {
+		return err
+	}
+	return out.Commit()
+}
 
+// Fill writes a seed image holding files into out, an empty file open for reading
+// and writing, such as an atomicfile's temporary file that the caller commits with
+// others. On every path the staging copy of the files is removed.
+func Fill(out *os.File, files Files) error {
+	if len(files.UserData) == 0 || len(files.MetaData) == 0 || len(files.PDF) == 0 {
+		return errors.New("cidata: user-data, meta-data and env.yml.pdf must all be non-empty")
+	}
 	// go-diskfs builds the image from a directory tree. It goes to memory (/dev/shm)
 	// so the plaintext staging copy never reaches a disk; where there is no /dev/shm,
-	// next to the target, on the filesystem that receives the plaintext anyway.
+	// next to out, on the filesystem that receives the plaintext anyway.
 	// MkdirTemp makes it 0700 and the files are 0600; it is removed on every path.
-	ws, err := os.MkdirTemp(workParent(path), "."+filepath.Base(path)+".work-*")
+	// Its name starts with out's, so a leftover can be traced to its image.
+	ws, err := os.MkdirTemp(workParent(out.Name()), "."+strings.TrimPrefix(filepath.Base(out.Name()), ".")+".work-*")
 	if err != nil {
 		return err
 	}
@@ -75,7 +86,7 @@ func Write(path string, files Files) error {
 		}
 	}
 
-	fs, err := iso9660.Create(file.New(out.File, false), 0, 0, blockSize, ws)
+	fs, err := iso9660.Create(file.New(out, false), 0, 0, blockSize, ws)
 	if err != nil {
 		return fmt.Errorf("cidata: %w", err)
 	}
@@ -83,14 +94,11 @@ func Write(path string, files Files) error {
 		return fmt.Errorf("cidata: %w", err)
 	}
 	// Finalize writes sparsely and need not end exactly at the volume's last block.
-	size, err := volumeSize(out.File)
+	size, err := volumeSize(out)
 	if err != nil {
 		return err
 	}
-	if err := out.Truncate(size); err != nil {
-		return err
-	}
-	return out.Commit()
+	return out.Truncate(size)
 }
 
 // writeNew creates name exclusively with mode 0600 and writes data to it.

@@ -223,7 +223,7 @@ func assertOnly(t *testing.T, dir string, names ...string) {
 // assertNoWorkspace checks that no staging directory of target's is left in parent.
 func assertNoWorkspace(t *testing.T, parent, target string) {
 	t.Helper()
-	left, _ := filepath.Glob(filepath.Join(parent, "."+filepath.Base(target)+".work-*"))
+	left, _ := filepath.Glob(filepath.Join(parent, "."+filepath.Base(target)+".tmp-*.work-*"))
 	if len(left) > 0 {
 		t.Errorf("staging directories left behind: %v", left)
 	}

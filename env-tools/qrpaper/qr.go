@@ -3,6 +3,7 @@ package qrpaper
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
@@ -131,7 +132,7 @@ func (p *pngBuffers) Put(b *png.EncoderBuffer) { p.pool.Put(b) }
 
 // encodeAll encodes the codes in parallel: choosing the mask pattern and
 // compressing the image make encoding the slowest step of Render.
-func encodeAll(texts []string) ([]qrCode, error) {
+func encodeAll(ctx context.Context, texts []string) ([]qrCode, error) {
 	codes := make([]qrCode, len(texts))
 	errs := make([]error, len(texts))
 	next := make(chan int)
@@ -139,7 +140,9 @@ func encodeAll(texts []string) ([]qrCode, error) {
 	for range min(runtime.GOMAXPROCS(0), len(texts)) {
 		wg.Go(func() {
 			for i := range next {
-				codes[i], errs[i] = encodeQR(texts[i])
+				if errs[i] = ctx.Err(); errs[i] == nil {
+					codes[i], errs[i] = encodeQR(texts[i])
+				}
 			}
 		})
 	}

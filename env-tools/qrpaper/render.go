@@ -9,6 +9,7 @@ package qrpaper
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -79,6 +80,12 @@ const (
 
 // Render writes the paper backup of p as an A4 PDF to w.
 func Render(w io.Writer, p Paper) (Stats, error) {
+	return RenderContext(context.Background(), w, p)
+}
+
+// RenderContext is Render that stops early, with ctx's error and nothing written to
+// w, once ctx is done: encoding the codes of a large env takes seconds.
+func RenderContext(ctx context.Context, w io.Writer, p Paper) (Stats, error) {
 	sum := sha256.Sum256(p.Data)
 	st := Stats{SHA256: hex.EncodeToString(sum[:])}
 	gz, err := compress(p.Data, sum, p.Created)
@@ -91,7 +98,7 @@ func Render(w io.Writer, p Paper) (Stats, error) {
 			p.Name, len(gz), MaxGzipBytes, MaxCodes)
 	}
 	texts := payloads(gz)
-	codes, err := encodeAll(texts)
+	codes, err := encodeAll(ctx, texts)
 	if err != nil {
 		return st, err
 	}
@@ -123,6 +130,9 @@ func Render(w io.Writer, p Paper) (Stats, error) {
 		return st, err
 	}
 	if err := d.instructions(); err != nil {
+		return st, err
+	}
+	if err := ctx.Err(); err != nil {
 		return st, err
 	}
 	if _, err := d.pdf.WriteTo(w); err != nil {

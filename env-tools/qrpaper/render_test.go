@@ -2,6 +2,8 @@ package qrpaper
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -266,4 +268,15 @@ func TestCapacity(t *testing.T) {
 			t.Errorf("zbarimg read %s of 12 codes on 3 scanned pages", n)
 		}
 	})
+}
+
+// TestRenderContextStops: once its context is done, RenderContext returns the
+// context's error and writes nothing.
+func TestRenderContextStops(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var buf bytes.Buffer
+	if _, err := RenderContext(ctx, &buf, testPaper(fakeEnv(9, 20000))); !errors.Is(err, context.Canceled) || buf.Len() > 0 {
+		t.Errorf("RenderContext after cancel: %v, %d bytes written", err, buf.Len())
+	}
 }

@@ -30,16 +30,18 @@ import (
 // exhaust memory; a real env is a few hundred kilobytes at most.
 const maxEnvBytes = 64 << 20
 
-// LoadImages decodes PNG and JPEG files, e.g. scanned pages or pdftoppm output.
+// LoadImages decodes PNG and JPEG files, e.g. scanned pages or pdftoppm output. A
+// file that cannot be read is reported as an *os.PathError (wrapped), one that is no
+// image otherwise: the file is read whole first, so a read error (a directory, say)
+// is never mistaken for a bad image.
 func LoadImages(paths ...string) ([]image.Image, error) {
 	imgs := make([]image.Image, 0, len(paths))
 	for _, path := range paths {
-		f, err := os.Open(path)
+		b, err := os.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("qrpaper: %w", err)
 		}
-		img, _, err := image.Decode(f)
-		f.Close()
+		img, _, err := image.Decode(bytes.NewReader(b))
 		if err != nil {
 			return nil, fmt.Errorf("qrpaper: reading image %s: %w", path, err)
 		}

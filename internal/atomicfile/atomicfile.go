@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // ErrExists is returned by Create with NoOverwrite when the target exists.
@@ -76,36 +77,79 @@ func Create(path string, opt Options) (*File, error) {
 }
 
 // Commit syncs and renames the temporary file onto the target.
-func (f *File) Commit() error {
-	if f.done {
-		return errors.New("atomicfile: already committed or aborted")
+func (f *File) Commit() error { return CommitAll(f) }
+
+// CommitAll publishes files as one change, so that a failure publishes none of them:
+// every temporary file is synced and closed and every target checked first, and only
+// then are they renamed into place, one after the other. Renames within a directory
+// do not fail for ordinary reasons (a full disk, a directory in the way), so the set
+// is replaced together or, on an error before the renames, not at all; either way no
+// temporary file is left.
+func CommitAll(files ...*File) error {
+	for _, f := range files {
+		if f.done {
+			return errors.New("atomicfile: already committed or aborted")
+		}
 	}
-	f.done = true
-	tmp := f.Name()
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
+	// Aborting does nothing to the files already published.
+	defer func() {
+		for _, f := range files {
+			f.Abort()
+		}
+	}()
+	for _, f := range files {
+		if err := f.Sync(); err != nil {
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		st, err := os.Lstat(f.target)
+		switch {
+		case err == nil && st.IsDir():
+			return fmt.Errorf("%s is a directory", f.target)
+		case err == nil && f.opt.NoOverwrite:
+			return fmt.Errorf("%s: %w", f.target, ErrExists)
+		}
 	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if f.opt.NoOverwrite {
-		// Link fails if the target appeared meanwhile; rename would replace it.
-		if err := os.Link(tmp, f.target); err != nil {
-			os.Remove(tmp)
-			if errors.Is(err, os.ErrExist) {
-				return fmt.Errorf("%s: %w", f.target, ErrExists)
+	var published []string
+	for _, f := range files {
+		if err := f.publish(); err != nil {
+			if len(published) > 0 {
+				return fmt.Errorf("%w (already replaced: %s)", err, strings.Join(published, ", "))
 			}
 			return err
 		}
-		os.Remove(tmp)
-	} else if err := os.Rename(tmp, f.target); err != nil {
-		os.Remove(tmp)
+		f.done = true
+		published = append(published, f.target)
+	}
+	synced := map[string]bool{}
+	for _, f := range files {
+		if dir := filepath.Dir(f.target); !synced[dir] {
+			synced[dir] = true
+			if err := syncDir(dir); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// publish moves the closed temporary file onto the target.
+func (f *File) publish() error {
+	tmp := f.Name()
+	if !f.opt.NoOverwrite {
+		return os.Rename(tmp, f.target)
+	}
+	// Link fails if the target appeared meanwhile; rename would replace it.
+	if err := os.Link(tmp, f.target); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("%s: %w", f.target, ErrExists)
+		}
 		return err
 	}
-	return syncDir(filepath.Dir(f.target))
+	os.Remove(tmp) // the target holds the data now; a stray link only wastes a name
+	return nil
 }
 
 // Abort removes the temporary file; after Commit it does nothing.

@@ -5,12 +5,15 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 )
 
 const usage = `ecs-env — create, check and package the env.yml of an ECS appliance
@@ -29,29 +32,57 @@ secrets, and "ecs-env restore" (or the one-liner printed on it) restores env.yml
 
 Run "ecs-env COMMAND --help" for the details of a command.
 Exit status: 0 success, 1 failure (for check: the env is invalid), 2 usage error.
+Interrupted (SIGINT, SIGTERM), a command removes what it started, writes nothing and
+exits 1; a second signal ends it at once.
 `
 
 // errUsage marks errors in how the command was called (exit status 2).
 var errUsage = errors.New("usage")
 
 type command struct {
-	run  func(args []string, stdout, stderr io.Writer) error
+	run  func(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	help string
 }
 
 var commands = map[string]command{
 	"new":     {runNew, newHelp},
-	"check":   {runCheck, checkHelp},
+	"check":   {noContext(runCheck), checkHelp},
 	"build":   {runBuild, buildHelp},
 	"restore": {runRestore, restoreHelp},
-	"flatten": {runFlatten, flattenHelp},
+	"flatten": {noContext(runFlatten), flattenHelp},
+}
+
+// noContext adapts a command that writes no files and is quick, so it need not stop
+// early when interrupted.
+func noContext(f func(args []string, stdout, stderr io.Writer) error) func(context.Context, []string, io.Writer, io.Writer) error {
+	return func(_ context.Context, args []string, stdout, stderr io.Writer) error {
+		return f(args, stdout, stderr)
+	}
 }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	// Killed by a signal, a build would leave plaintext temporary files (in /dev/shm
+	// and next to its outputs): instead the signal cancels ctx, the command stops at
+	// its next check and its deferred cleanup runs. A second signal kills at once.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+// interrupted returns the error a command stops with once ctx is cancelled, or nil.
+func interrupted(ctx context.Context) error {
+	if ctx.Err() == nil {
+		return nil
+	}
+	return fmt.Errorf("interrupted (%v): nothing was written", context.Cause(ctx))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stdout, usage)
 		if len(args) == 0 {
@@ -64,7 +95,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ecs-env: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
-	err := cmd.run(args[1:], stdout, stderr)
+	err := cmd.run(ctx, args[1:], stdout, stderr)
 	switch {
 	case err == nil:
 		return 0

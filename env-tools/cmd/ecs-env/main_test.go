@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"io"
 	"os"
 	"os/exec"
@@ -18,7 +19,7 @@ import (
 // ecsEnv runs the command in-process and returns its exit status and output.
 func ecsEnv(args ...string) (int, string, string) {
 	var out, errOut bytes.Buffer
-	code := run(args, &out, &errOut)
+	code := run(context.Background(), args, &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 
@@ -219,5 +220,123 @@ func TestBuildRefusesInvalidEnvAndWritesNothing(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Errorf("build of an invalid env left files: %v", ents)
+	}
+}
+
+// TestRestoreUnreadableInputIsUsageError: like check and build, restore treats an
+// input it cannot read as a usage error (2) and one that reads but is no image as a
+// failure (1).
+func TestRestoreUnreadableInputIsUsageError(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "env.yml")
+	notImage := filepath.Join(dir, "page.png")
+	os.WriteFile(notImage, []byte("not a PNG"), 0o600)
+	for _, tc := range []struct {
+		input, want string
+		code        int
+	}{
+		{filepath.Join(dir, "missing.png"), "missing.png: no such file", 2},
+		{dir, "is a directory", 2},
+		{notImage, "reading image " + notImage, 1},
+	} {
+		code, _, errOut := ecsEnv("restore", tc.input, "-o", out)
+		if code != tc.code || !strings.Contains(errOut, tc.want) {
+			t.Errorf("restore %s: exit %d, want %d with %q\n%s", tc.input, code, tc.code, tc.want, errOut)
+		}
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Error("a failed restore wrote a file")
+	}
+}
+
+// newEnv writes a valid env (ed25519 keys: fast) to a new directory and returns its
+// path.
+func newEnv(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	mustRun(t, "new", "ecs.example.org", "-o", dir, "--key-type", "ed25519")
+	return filepath.Join(dir, "env.yml")
+}
+
+// TestBuildCreatesOutputDir: -o names a directory that need not exist yet; it is
+// made 0700 like new's, since it receives the secrets.
+func TestBuildCreatesOutputDir(t *testing.T) {
+	envPath := newEnv(t)
+	out := filepath.Join(t.TempDir(), "site", "bundle")
+	mustRun(t, "build", envPath, "-o", out)
+	st, err := os.Stat(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o700 {
+		t.Errorf("%s: mode %v, want 0700", out, st.Mode().Perm())
+	}
+	wantMode0600(t, filepath.Join(out, "env.yml.pdf"), filepath.Join(out, "env-cidata.iso"))
+}
+
+// TestBuildRefusesToOverwriteItsInput: an output that is an input, by name or by any
+// other path to the same file, is a usage error, and nothing is written or changed.
+func TestBuildRefusesToOverwriteItsInput(t *testing.T) {
+	original, err := os.ReadFile(newEnv(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(t *testing.T, err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name, envName string // the env is dir/envName, the input that must survive
+		args          func(t *testing.T, dir, env string) []string
+	}{
+		{"env named env.yml.pdf", "env.yml.pdf", func(t *testing.T, dir, env string) []string {
+			return []string{env}
+		}},
+		{"env named env-cidata.iso", "env-cidata.iso", func(t *testing.T, dir, env string) []string {
+			return []string{env}
+		}},
+		{"relative env path", "env.yml.pdf", func(t *testing.T, dir, env string) []string {
+			t.Chdir(dir)
+			return []string{"env.yml.pdf", "-o", dir}
+		}},
+		{"output dir through a symlink", "env.yml.pdf", func(t *testing.T, dir, env string) []string {
+			link := filepath.Join(t.TempDir(), "out")
+			must(t, os.Symlink(dir, link))
+			return []string{env, "-o", link}
+		}},
+		{"env is a symlink to an output", "env-cidata.iso", func(t *testing.T, dir, env string) []string {
+			link := filepath.Join(dir, "env.yml")
+			must(t, os.Symlink("env-cidata.iso", link))
+			return []string{link}
+		}},
+		{"output hard-linked to the env", "env.yml", func(t *testing.T, dir, env string) []string {
+			out := t.TempDir()
+			must(t, os.Link(env, filepath.Join(out, "env.yml.pdf")))
+			return []string{env, "-o", out}
+		}},
+		{"meta-data is an output", "env.yml", func(t *testing.T, dir, env string) []string {
+			meta := filepath.Join(dir, "env-cidata.iso")
+			must(t, os.WriteFile(meta, []byte("instance-id: x\n"), 0o600))
+			return []string{env, "--meta-data", meta}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			input := filepath.Join(dir, tc.envName)
+			must(t, os.WriteFile(input, original, 0o600))
+			args := tc.args(t, dir, input)
+			before, _ := os.ReadDir(dir)
+			code, _, errOut := ecsEnv(append([]string{"build"}, args...)...)
+			if code != 2 || !strings.Contains(errOut, "would replace the input") {
+				t.Errorf("exit %d, want 2 and a refusal\n%s", code, errOut)
+			}
+			if b, _ := os.ReadFile(input); !bytes.Equal(b, original) {
+				t.Fatalf("%s was changed", input)
+			}
+			if after, _ := os.ReadDir(dir); len(after) != len(before) {
+				t.Errorf("the refused build left files: %v", after)
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,7 +30,7 @@ Options:
   --key-type T    rsa3072 (default; any GnuPG) or ed25519 (ed25519/cv25519, smaller)
 `
 
-func runNew(args []string, stdout, stderr io.Writer) error {
+func runNew(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("new", flag.ContinueOnError)
 	dir := fs.String("o", ".", "")
 	extraPath := fs.String("extra", "", "")
@@ -68,6 +69,10 @@ func runNew(args []string, stdout, stderr io.Writer) error {
 	// rather than at the appliance's first boot.
 	if _, _, err := env.Parse(target, data); err != nil {
 		return fmt.Errorf("internal error: the new env does not pass its own check:\n%v", err)
+	}
+	// Key generation takes a while; a signal during it must not yield a file.
+	if err := interrupted(ctx); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(*dir, 0o700); err != nil {
 		return err
