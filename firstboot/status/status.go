@@ -48,7 +48,7 @@ type Status struct {
 	Time    time.Time `json:"time"`
 	// Services are the configured services' states; Certificate is the server
 	// certificate in use.
-	Services    []services.State     `json:"services,omitempty"`
+	Services    []services.State      `json:"services,omitempty"`
 	Certificate *services.Certificate `json:"certificate,omitempty"`
 }
 
