@@ -89,8 +89,8 @@ func (s Service) Prepare(ctx context.Context, c *services.Context) error {
 	}
 	domain := c.Env.Appliance.Domain
 	cur := current(c, domain)
-	if cur != nil && cur.forDomain && cur.leaf.NotAfter.After(c.Now) && (cur.selfSigned || *ssl.LetsEncrypt.Enabled) {
-		return s.publish(c, sourceOf(cur), "")
+	if cur != nil && cur.forDomain && !cur.selfSigned && *ssl.LetsEncrypt.Enabled && cur.leaf.NotAfter.After(c.Now) {
+		return s.publish(c, SourceACME, "")
 	}
 	if err := selfSigned(ctx, c, domain, cur); err != nil {
 		return err
@@ -114,7 +114,7 @@ func (s Service) Finish(ctx context.Context, c *services.Context) error {
 	cur := current(c, domain)
 	err := renewACME(ctx, c, cur)
 	if err == nil {
-		return s.publish(c, sourceOf(current(c, domain)), "")
+		return s.publish(c, SourceACME, "")
 	}
 	if cur != nil && cur.forDomain && cur.leaf.NotAfter.After(c.Now) && !cur.selfSigned {
 		c.M.Out.Detail("ACME failed, keeping the certificate valid until %s: %v", cur.leaf.NotAfter.UTC().Format(time.DateOnly), err)
@@ -163,16 +163,9 @@ func current(c *services.Context, domain string) *installed {
 	}
 	return &installed{
 		leaf:       leaf,
-		selfSigned: bytes.Equal(leaf.RawIssuer, leaf.RawSubject) && leaf.CheckSignatureFrom(leaf) == nil,
+		selfSigned: bytes.Equal(leaf.RawIssuer, leaf.RawSubject) && leaf.CheckSignature(leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature) == nil,
 		forDomain:  leaf.VerifyHostname(domain) == nil,
 	}
-}
-
-func sourceOf(cur *installed) string {
-	if cur.selfSigned {
-		return SourceSelfSigned
-	}
-	return SourceACME
 }
 
 // selfSigned keeps a self-signed certificate for the domain that has more than 30
