@@ -23,24 +23,27 @@ import (
 func Flatten(e *Env, keys []string, prefix string) (lines, missing []string, err error) {
 	top := e.Document.Content[0]
 	want := map[string]bool{}
+	all := len(keys) == 0
 	for _, k := range keys {
-		if k != "." {
-			want[k] = true
-		}
+		all = all || k == "."
+		want[k] = true
 	}
+	found := map[string]bool{}
 	vars := map[string]string{}
 	for i := 0; i+1 < len(top.Content); i += 2 {
 		k := top.Content[i].Value
-		if len(want) > 0 && !want[k] {
+		if !all && !want[k] {
 			continue
 		}
-		delete(want, k)
+		found[k] = true
 		if err := flattenNode(top.Content[i+1], k, vars); err != nil {
 			return nil, nil, err
 		}
 	}
 	for k := range want {
-		missing = append(missing, k)
+		if k != "." && !found[k] {
+			missing = append(missing, k)
+		}
 	}
 	sort.Strings(missing)
 	names := make([]string, 0, len(vars))

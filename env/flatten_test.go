@@ -101,3 +101,26 @@ func TestShellQuoteMatchesShlex(t *testing.T) {
 		}
 	}
 }
+
+// TestFlattenOnlySelected: the keys after the first selected one stay out too (issue 10:
+// "flatten disable_root" printed the DKIM and backup keys and ECS_SETTINGS).
+func TestFlattenOnlySelected(t *testing.T) {
+	e, _, err := Load("testdata/template-env.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for sel, prefix := range map[string]string{"disable_root": "DISABLE_ROOT", "appliance": "APPLIANCE_", "ecs": "ECS_"} {
+		lines, missing, err := Flatten(e, []string{sel}, "")
+		if err != nil || len(missing) > 0 {
+			t.Fatalf("%s: missing %v, err %v", sel, missing, err)
+		}
+		if len(lines) == 0 {
+			t.Errorf("%s: nothing flattened", sel)
+		}
+		for _, l := range lines {
+			if !strings.HasPrefix(l, prefix) {
+				t.Errorf("%s selected, but %s printed", sel, strings.SplitN(l, "=", 2)[0])
+			}
+		}
+	}
+}
