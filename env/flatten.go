@@ -61,7 +61,8 @@ var shellName = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
 
 func flattenNode(n *yaml.Node, name string, vars map[string]string) error {
 	if n.Kind == yaml.AliasNode {
-		n = n.Alias
+		// Parse refuses aliases; expanding one here could print without bound.
+		return fmt.Errorf("line %d: %s is a YAML alias, which env.yml may not have", n.Line, name)
 	}
 	if !shellName.MatchString(name) {
 		return fmt.Errorf("line %d: key path %q cannot be a shell variable name (only letters, digits and _)", n.Line, name)

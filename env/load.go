@@ -43,7 +43,7 @@ func Parse(name string, data []byte) (*Env, []Warning, error) {
 	if strings.TrimRight(string(first), " \t\r") != Header {
 		return nil, nil, ErrorList{{Position{name, 1, 1}, fmt.Sprintf("the first line must be %q (cloud-init and the appliance expect it); add that line at the top of the file", Header)}}
 	}
-	root, err := parseDocument(name, data)
+	root, err := parseDocument(name, data, false)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -67,7 +67,8 @@ func Parse(name string, data []byte) (*Env, []Warning, error) {
 // and env tags, by the rules of env.yml's appliance: section: unknown keys, wrong
 // types and missing required keys are errors with file:line:column. It is for the
 // other YAML files the tools read (extra.yml, …), so they report problems alike.
-// An empty document leaves v unchanged.
+// Unlike env.yml, these files may use YAML aliases; the values expanded from aliases
+// are limited to MaxAliasValues. An empty document leaves v unchanged.
 func Decode(name string, data []byte, v any) ([]Warning, error) {
 	_, warns, err := DecodeAt(name, data, v)
 	return warns, err
@@ -78,7 +79,7 @@ func Decode(name string, data []byte, v any) ([]Warning, error) {
 // every key in the file, also when decoding failed. Callers that check values further
 // use it to point at them, and to tell a key set to nothing from an absent one.
 func DecodeAt(name string, data []byte, v any) (map[string]Position, []Warning, error) {
-	root, err := parseDocument(name, data)
+	root, err := parseDocument(name, data, true)
 	if err != nil {
 		var list ErrorList
 		if errors.As(err, &list) && list[0].Msg == noDocument {
@@ -100,8 +101,9 @@ func DecodeAt(name string, data []byte, v any) (map[string]Position, []Warning, 
 
 const noDocument = "the file holds no YAML document"
 
-// parseDocument parses exactly one YAML mapping document.
-func parseDocument(name string, data []byte) (*yaml.Node, error) {
+// parseDocument parses exactly one YAML mapping document. Without aliases, any anchor
+// or alias is an error.
+func parseDocument(name string, data []byte, aliases bool) (*yaml.Node, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var root yaml.Node
 	if err := dec.Decode(&root); err != nil {
@@ -126,15 +128,28 @@ func parseDocument(name string, data []byte) (*yaml.Node, error) {
 		}
 		return nil, ErrorList{{Position{name, n.Line, n.Column}, "the file must be a mapping of keys, found " + kindName(n)}}
 	}
-	if errs := duplicateKeys(name, &root, nil); len(errs) > 0 {
+	if errs := nodeErrors(name, &root, aliases, nil); len(errs) > 0 {
+		sort.SliceStable(errs, func(i, j int) bool { return errs[i].Position.before(errs[j].Position) })
 		return nil, errs
 	}
 	return &root, nil
 }
 
-// duplicateKeys finds keys defined twice in one mapping, which yaml.v3 reports only
-// when decoding into Go values, not into nodes.
-func duplicateKeys(name string, n *yaml.Node, errs ErrorList) ErrorList {
+// noAliases is why env.yml may not have anchors and aliases: nine levels of nine
+// aliases fit in a few hundred bytes and expand to 9^9 values, and cloud-init and
+// Flatten expand them without a schema to stop them.
+const noAliases = "YAML anchors and aliases (&name, *name) are not allowed in env.yml: an alias can expand a small file into gigabytes; write the value out in full"
+
+// MaxAliasValues bounds how many values Decode expands from aliases.
+const MaxAliasValues = 1 << 16
+
+// nodeErrors finds keys defined twice in one mapping, which yaml.v3 reports only when
+// decoding into Go values, not into nodes, and, unless aliases are allowed, every
+// anchor and alias.
+func nodeErrors(name string, n *yaml.Node, aliases bool, errs ErrorList) ErrorList {
+	if !aliases && (n.Anchor != "" || n.Kind == yaml.AliasNode) {
+		errs = append(errs, &Error{Position{name, n.Line, n.Column}, noAliases})
+	}
 	if n.Kind == yaml.MappingNode {
 		first := map[string]*yaml.Node{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -146,7 +161,7 @@ func duplicateKeys(name string, n *yaml.Node, errs ErrorList) ErrorList {
 		}
 	}
 	for _, c := range n.Content {
-		errs = duplicateKeys(name, c, errs)
+		errs = nodeErrors(name, c, aliases, errs)
 	}
 	return errs
 }
@@ -200,6 +215,12 @@ type decoder struct {
 	errs  ErrorList
 	warns []Warning
 	nodes map[string]*yaml.Node
+	// inAlias > 0 while decoding the values an alias stands for; expanded counts them,
+	// outer and outerPath are the outermost alias, where a too large expansion is
+	// reported.
+	inAlias, expanded int
+	outer             *yaml.Node
+	outerPath         string
 }
 
 func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {
@@ -294,7 +315,20 @@ var (
 // value decodes node n into v; path is the dotted key path for messages.
 func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind == yaml.AliasNode {
+		if d.inAlias == 0 {
+			d.outer, d.outerPath = n, path
+		}
+		d.inAlias++
+		defer func() { d.inAlias-- }()
 		n = n.Alias
+	}
+	if d.inAlias > 0 {
+		if d.expanded++; d.expanded == MaxAliasValues {
+			d.errorf(d.outer, "%s: the aliases expand to more than %d values; write the values out instead", d.outerPath, MaxAliasValues)
+		}
+		if d.expanded >= MaxAliasValues {
+			return
+		}
 	}
 	d.nodes[path] = n
 	if v.Type() == reflect.TypeOf(yaml.Node{}) {
