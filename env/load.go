@@ -39,6 +39,9 @@ func Parse(name string, data []byte) (*Env, []Warning, error) {
 	if len(data) > MaxSize {
 		return nil, nil, ErrorList{{Position{File: name}, fmt.Sprintf("file is %d bytes, more than the %d an env.yml may have", len(data), MaxSize)}}
 	}
+	if err := checkText(name, data); err != nil {
+		return nil, nil, err
+	}
 	first, _, _ := bytes.Cut(data, []byte("\n"))
 	if strings.TrimRight(string(first), " \t\r") != Header {
 		return nil, nil, ErrorList{{Position{name, 1, 1}, fmt.Sprintf("the first line must be %q (cloud-init and the appliance expect it); add that line at the top of the file", Header)}}
@@ -79,6 +82,9 @@ func Decode(name string, data []byte, v any) ([]Warning, error) {
 // every key in the file, also when decoding failed. Callers that check values further
 // use it to point at them, and to tell a key set to nothing from an absent one.
 func DecodeAt(name string, data []byte, v any) (map[string]Position, []Warning, error) {
+	if err := checkText(name, data); err != nil {
+		return nil, nil, err
+	}
 	root, err := parseDocument(name, data, true)
 	if err != nil {
 		var list ErrorList

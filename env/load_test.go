@@ -275,3 +275,15 @@ func TestDecodeBoundsAliases(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestTextErrorsPositioned: what yaml.v3 reports without a line (bytes that are not
+// UTF-8, NUL) gets line and column, and a byte-order mark is named (issue 10).
+func TestTextErrorsPositioned(t *testing.T) {
+	wantError(t, edit(t, "  domain: ecs.example.org", "  domain: \xe9cs.example.org"), "env.yml:9:11: this byte is not UTF-8")
+	wantError(t, edit(t, "  domain: ecs.example.org", "  domain: ecs.ex\x00ample.org"), "env.yml:9:17: a NUL byte")
+	wantError(t, edit(t, "  domain: ecs.example.org", "  domain: \"é\x07\""), "env.yml:9:13: control character U+0007 is not allowed")
+	wantError(t, append([]byte("\xef\xbb\xbf"), readFixture(t, "template-env.yml")...), "env.yml:1:1: the file starts with a UTF-8 byte-order mark (BOM)", "sed -i")
+	if _, err := Decode("extra.yml", []byte("a: \xff\n"), &struct{}{}); err == nil || !strings.HasPrefix(err.Error(), "extra.yml:1:4: this byte is not UTF-8") {
+		t.Errorf("Decode: %v", err)
+	}
+}
