@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"path"
 	"regexp"
@@ -71,6 +72,7 @@ var (
 	ownerPattern = regexp.MustCompile(`^[a-z_][a-z0-9_.-]*[$]?(:[a-z_][a-z0-9_.-]*[$]?)?$|^[0-9]+(:[0-9]+)?$`)
 	hostPort     = regexp.MustCompile(`^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$`)
 	dnsLabel     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	allDigits    = regexp.MustCompile(`^[0-9]+$`)
 )
 
 func (v *validator) domain(d string) {
@@ -79,17 +81,35 @@ func (v *validator) domain(d string) {
 		v.warnf(n, "appliance.domain is localhost: fine for a test machine, but mail, certificates and links need the real domain")
 		return
 	}
+	if err := CheckDomain(d); err != nil {
+		v.errorf(n, "appliance.domain %v", err)
+	}
+}
+
+// CheckDomain reports whether d is a domain as appliance.domain needs it: a fully
+// qualified DNS name (IDNs in their xn-- form, a final dot allowed), or localhost.
+// Certificates, mail and the ECS settings need a name, so an IP address or a
+// numeric top-level domain is refused. The error does not repeat d.
+func CheckDomain(d string) error {
+	if d == "localhost" {
+		return nil
+	}
+	if net.ParseIP(d) != nil {
+		return errors.New("must be a domain name, not an IP address (certificates and mail need a name)")
+	}
 	labels := strings.Split(strings.TrimSuffix(strings.ToLower(d), "."), ".")
 	if len(d) > 253 || len(labels) < 2 {
-		v.errorf(n, "appliance.domain %q must be a fully qualified domain name such as ecs.example.org", d)
-		return
+		return errors.New("must be a fully qualified domain name such as ecs.example.org")
 	}
-	for _, l := range labels {
+	for i, l := range labels {
 		if !dnsLabel.MatchString(l) {
-			v.errorf(n, "appliance.domain %q: %q is not a valid DNS label (letters, digits, inner hyphens, at most 63)", d, l)
-			return
+			return fmt.Errorf("must be a DNS name: label %d of %d is not letters, digits and inner hyphens of at most 63 characters", i+1, len(labels))
 		}
 	}
+	if allDigits.MatchString(labels[len(labels)-1]) {
+		return errors.New("must end in a top-level domain that is not all digits, such as .org")
+	}
+	return nil
 }
 
 func (v *validator) tlsPair(key, cert string) {

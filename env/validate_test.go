@@ -114,8 +114,12 @@ func protected(t *testing.T) string {
 
 func TestValueChecks(t *testing.T) {
 	cases := []struct{ old, new, want string }{
-		{"  domain: ecs.example.org", "  domain: ecs", `env.yml:9:11: appliance.domain "ecs" must be a fully qualified domain name`},
-		{"  domain: ecs.example.org", "  domain: ecs_1.example.org", `"ecs_1" is not a valid DNS label`},
+		{"  domain: ecs.example.org", "  domain: ecs", `env.yml:9:11: appliance.domain must be a fully qualified domain name`},
+		{"  domain: ecs.example.org", "  domain: ecs_1.example.org", `appliance.domain must be a DNS name: label 1 of 3 is not letters, digits and inner hyphens`},
+		{"  domain: ecs.example.org", "  domain: 10.0.0.1", `env.yml:9:11: appliance.domain must be a domain name, not an IP address`},
+		{"  domain: ecs.example.org", `  domain: "2001:db8::1"`, `appliance.domain must be a domain name, not an IP address`},
+		{"  domain: ecs.example.org", "  domain: 1.5", `env.yml:9:11: appliance.domain must end in a top-level domain that is not all digits`},
+		{"  domain: ecs.example.org", "  domain: ecs.example.123", `appliance.domain must end in a top-level domain that is not all digits`},
 		{"      - path: /root/.ssh/config", "      - path: root/.ssh/config", `appliance.extra.files.0.path "root/.ssh/config" must be an absolute path`},
 		{`        permissions: "0600"`, `        permissions: "rw-------"`, `env.yml:29:22: appliance.extra.files.0.permissions "rw-------" must be an octal mode`},
 		{"        owner: root:root", "        owner: root root", `owner "root root" must be user or user:group`},
