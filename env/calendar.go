@@ -10,14 +10,14 @@ import (
 // CheckCalendar reports whether s is a systemd calendar expression (systemd.time(7),
 // "CALENDAR EVENTS"), as OnCalendar= of the update timer needs. It checks the grammar
 // and field ranges in Go because env.yml is checked on admins' laptops, which need not
-// run systemd.
+// run systemd. The error does not repeat s or parts of it.
 func CheckCalendar(s string) error {
 	fields := strings.Fields(s)
 	if len(fields) == 0 {
-		return fmt.Errorf("empty calendar expression")
+		return fmt.Errorf("is an empty calendar expression")
 	}
 	bad := func(why string) error {
-		return fmt.Errorf("%q is not a systemd calendar expression: %s (for example \"*-*-* 06:30:00\" or \"Sun 06:30\")", s, why)
+		return fmt.Errorf("is not a systemd calendar expression: %s (for example \"*-*-* 06:30:00\" or \"Sun 06:30\")", why)
 	}
 	if len(fields) == 1 && strings.HasPrefix(fields[0], "@") {
 		if _, err := strconv.ParseUint(fields[0][1:], 10, 64); err != nil {
@@ -38,14 +38,14 @@ func CheckCalendar(s string) error {
 		fields = fields[1:]
 	}
 	var date, clock string
-	for _, f := range fields {
+	for i, f := range fields {
 		switch {
 		case strings.Contains(f, ":") && clock == "":
 			clock = f
 		case strings.ContainsAny(f, "-~") && date == "" && clock == "":
 			date = f
 		default:
-			return bad(fmt.Sprintf("unexpected %q", f))
+			return bad(fmt.Sprintf("word %d is not where a weekday, date or time can be", i+1))
 		}
 	}
 	if date != "" {
@@ -82,7 +82,7 @@ func checkWeekdays(s string) error {
 		}
 		for _, d := range []string{a, b} {
 			if (d != "" || isRange) && !weekdayNames[strings.ToLower(d)] {
-				return fmt.Errorf("%q is not a weekday (Mon … Sun)", d)
+				return fmt.Errorf("weekdays must be Mon … Sun")
 			}
 		}
 	}
@@ -105,7 +105,7 @@ func checkDate(s string) error {
 		limits = append([][2]int{{1970, 2199}}, limits...)
 		names = append([]string{"year"}, names...)
 	default:
-		return fmt.Errorf("date %q must be YEAR-MONTH-DAY or MONTH-DAY", s)
+		return fmt.Errorf("the date must be YEAR-MONTH-DAY or MONTH-DAY")
 	}
 	for i, p := range parts {
 		if err := checkComponent(p, names[i], limits[i][0], limits[i][1], false); err != nil {
@@ -118,7 +118,7 @@ func checkDate(s string) error {
 func checkClock(s string) error {
 	parts := strings.Split(s, ":")
 	if len(parts) < 2 || len(parts) > 3 {
-		return fmt.Errorf("time %q must be HOUR:MINUTE[:SECOND]", s)
+		return fmt.Errorf("the time must be HOUR:MINUTE[:SECOND]")
 	}
 	names := []string{"hour", "minute", "second"}
 	for i, p := range parts {
@@ -135,7 +135,7 @@ func checkComponent(s, name string, lo, hi int, fraction bool) error {
 		val, step, hasStep := strings.Cut(item, "/")
 		if hasStep {
 			if n, err := strconv.Atoi(step); err != nil || n < 1 {
-				return fmt.Errorf("%s %q: the repetition after / must be a positive number", name, item)
+				return fmt.Errorf("the %s: the repetition after / must be a positive number", name)
 			}
 		}
 		if val == "*" {
@@ -151,7 +151,7 @@ func checkComponent(s, name string, lo, hi int, fraction bool) error {
 			}
 			n, err := strconv.Atoi(v)
 			if err != nil || n < lo || n > hi {
-				return fmt.Errorf("%s %q must be * or numbers from %d to %d", name, item, lo, hi)
+				return fmt.Errorf("the %s must be * or numbers from %d to %d", name, lo, hi)
 			}
 		}
 	}

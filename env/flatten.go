@@ -19,28 +19,31 @@ import (
 // values are quoted exactly as Python's shlex.quote does, keeping every character
 // (multi-line PEM keeps its newlines; flatyaml stripped them). keys selects top-level
 // keys; "." or none selects all. Unknown keys are returned in missing, like flatyaml's
-// message that does not fail.
+// message that does not fail. An error is an *Error with the file, line and column.
 func Flatten(e *Env, keys []string, prefix string) (lines, missing []string, err error) {
 	top := e.Document.Content[0]
 	want := map[string]bool{}
+	all := len(keys) == 0
 	for _, k := range keys {
-		if k != "." {
-			want[k] = true
-		}
+		all = all || k == "."
+		want[k] = true
 	}
+	found := map[string]bool{}
 	vars := map[string]string{}
 	for i := 0; i+1 < len(top.Content); i += 2 {
 		k := top.Content[i].Value
-		if len(want) > 0 && !want[k] {
+		if !all && !want[k] {
 			continue
 		}
-		delete(want, k)
-		if err := flattenNode(top.Content[i+1], k, vars); err != nil {
+		found[k] = true
+		if err := flattenNode(e.File, top.Content[i], top.Content[i+1], k, vars); err != nil {
 			return nil, nil, err
 		}
 	}
 	for k := range want {
-		missing = append(missing, k)
+		if k != "." && !found[k] {
+			missing = append(missing, k)
+		}
 	}
 	sort.Strings(missing)
 	names := make([]string, 0, len(vars))
@@ -56,24 +59,30 @@ func Flatten(e *Env, keys []string, prefix string) (lines, missing []string, err
 
 var shellName = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
 
-func flattenNode(n *yaml.Node, name string, vars map[string]string) error {
+// flattenNode adds the variables of node n at key path name; key is n's key (or n
+// itself for a list item), where errors point.
+func flattenNode(file string, key, n *yaml.Node, name string, vars map[string]string) error {
+	fail := func(format string, args ...any) error {
+		return &Error{Position{file, key.Line, key.Column}, fmt.Sprintf(format, args...)}
+	}
 	if n.Kind == yaml.AliasNode {
-		n = n.Alias
+		// Parse refuses aliases; expanding one here could print without bound.
+		return fail("%s is a YAML alias, which env.yml may not have", name)
 	}
 	if !shellName.MatchString(name) {
-		return fmt.Errorf("line %d: key path %q cannot be a shell variable name (only letters, digits and _)", n.Line, name)
+		return fail("key path %q cannot be a shell variable name (only letters, digits and _)", name)
 	}
 	name = strings.ToUpper(name)
 	switch n.Kind {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			if err := flattenNode(n.Content[i+1], name+"_"+n.Content[i].Value, vars); err != nil {
+			if err := flattenNode(file, n.Content[i], n.Content[i+1], name+"_"+n.Content[i].Value, vars); err != nil {
 				return err
 			}
 		}
 	case yaml.SequenceNode:
 		for i, item := range n.Content {
-			if err := flattenNode(item, name+"_"+strconv.Itoa(i), vars); err != nil {
+			if err := flattenNode(file, item, item, name+"_"+strconv.Itoa(i), vars); err != nil {
 				return err
 			}
 		}
@@ -85,7 +94,7 @@ func flattenNode(n *yaml.Node, name string, vars map[string]string) error {
 		case "!!bool":
 			var b bool
 			if err := n.Decode(&b); err != nil {
-				return fmt.Errorf("line %d: %s: %v", n.Line, name, err)
+				return fail("%s is not a boolean", name)
 			}
 			vars[name] = strconv.FormatBool(b)
 		default:

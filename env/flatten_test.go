@@ -1,6 +1,7 @@
 package env
 
 import (
+	"cmp"
 	"os/exec"
 	"slices"
 	"strings"
@@ -79,7 +80,7 @@ func TestFlattenRefusesUnsafeNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := Flatten(e, []string{"."}, ""); err == nil || !strings.Contains(err.Error(), `line 7: key path "write-files" cannot be a shell variable name`) {
+	if _, _, err := Flatten(e, []string{"."}, ""); err == nil || !strings.Contains(err.Error(), `env.yml:7:1: key path "write-files" cannot be a shell variable name`) {
 		t.Errorf("err = %v", err)
 	}
 	if _, _, err := Flatten(e, []string{"appliance"}, ""); err != nil {
@@ -100,4 +101,111 @@ func TestShellQuoteMatchesShlex(t *testing.T) {
 			t.Errorf("ShellQuote(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// TestFlattenOnlySelected: the keys after the first selected one stay out too (issue 10:
+// "flatten disable_root" printed the DKIM and backup keys and ECS_SETTINGS).
+func TestFlattenOnlySelected(t *testing.T) {
+	e, _, err := Load("testdata/template-env.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for sel, prefix := range map[string]string{"disable_root": "DISABLE_ROOT", "appliance": "APPLIANCE_", "ecs": "ECS_"} {
+		lines, missing, err := Flatten(e, []string{sel}, "")
+		if err != nil || len(missing) > 0 {
+			t.Fatalf("%s: missing %v, err %v", sel, missing, err)
+		}
+		if len(lines) == 0 {
+			t.Errorf("%s: nothing flattened", sel)
+		}
+		for _, l := range lines {
+			if !strings.HasPrefix(l, prefix) {
+				t.Errorf("%s selected, but %s printed", sel, strings.SplitN(l, "=", 2)[0])
+			}
+		}
+	}
+}
+
+// FuzzFlattenSelection flattens random documents with random selections (sel is a
+// comma-separated list, as ecs-env flatten takes it) and checks that every line comes
+// from a selected tree, every selected tree is printed whole, and missing names only
+// selected keys the document lacks.
+func FuzzFlattenSelection(f *testing.F) {
+	for _, name := range []string{"default-env.yml", "template-env.yml"} {
+		for _, sel := range []string{"disable_root", "appliance", "ecs", "ecs,disable_root", ".", "", "nothere,appliance", "appliance,appliance"} {
+			f.Add([]byte(readFixture(f, name)), sel)
+		}
+	}
+	f.Add([]byte("#cloud-config\na: 1\nb: {c: [x, y]}\nB_C_0: z\nd:\n"), "a,d")
+	f.Fuzz(func(t *testing.T, data []byte, sel string) {
+		if checkText("fuzz.yml", data) != nil {
+			return
+		}
+		root, err := parseDocument("fuzz.yml", data, false)
+		if err != nil {
+			return
+		}
+		e := &Env{Document: root, File: "fuzz.yml"}
+		keys := strings.Split(sel, ",")
+		lines, missing, err := Flatten(e, keys, "")
+		top := map[string]bool{}
+		for i := 0; i+1 < len(root.Content[0].Content); i += 2 {
+			top[root.Content[0].Content[i].Value] = true
+		}
+		selected := map[string]bool{}
+		for _, k := range keys {
+			if k == "." {
+				selected = top
+				break
+			}
+			if top[k] {
+				selected[k] = true
+			}
+		}
+		// What each selected tree flattens to alone; the selection prints exactly their union.
+		want := map[string]bool{}
+		var singleErr error
+		for k := range selected {
+			single, _, err := Flatten(e, []string{k}, "")
+			singleErr = cmp.Or(singleErr, err)
+			for _, l := range single {
+				want[l] = true
+			}
+		}
+		if (err == nil) != (singleErr == nil) {
+			t.Fatalf("selection error %v, error of its trees %v", err, singleErr)
+		}
+		if err != nil {
+			return
+		}
+		for _, l := range lines {
+			name, _, _ := strings.Cut(l, "=")
+			inTree := false
+			for k := range selected {
+				K := strings.ToUpper(k)
+				inTree = inTree || name == K || strings.HasPrefix(name, K+"_")
+			}
+			if !inTree {
+				t.Fatalf("%s printed, but the selection is %q", name, sel)
+			}
+		}
+		names := map[string]bool{}
+		for _, l := range lines {
+			name, _, _ := strings.Cut(l, "=")
+			names[name] = true
+			if !want[l] {
+				t.Fatalf("line of %s is not what any selected tree gives", name)
+			}
+		}
+		for l := range want {
+			if name, _, _ := strings.Cut(l, "="); !names[name] {
+				t.Fatalf("%s of a selected tree not printed", name)
+			}
+		}
+		for _, k := range missing {
+			if top[k] || k == "." || !slices.Contains(keys, k) {
+				t.Fatalf("missing %q, selection %q", k, sel)
+			}
+		}
+	})
 }

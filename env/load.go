@@ -39,11 +39,14 @@ func Parse(name string, data []byte) (*Env, []Warning, error) {
 	if len(data) > MaxSize {
 		return nil, nil, ErrorList{{Position{File: name}, fmt.Sprintf("file is %d bytes, more than the %d an env.yml may have", len(data), MaxSize)}}
 	}
+	if err := checkText(name, data); err != nil {
+		return nil, nil, err
+	}
 	first, _, _ := bytes.Cut(data, []byte("\n"))
 	if strings.TrimRight(string(first), " \t\r") != Header {
 		return nil, nil, ErrorList{{Position{name, 1, 1}, fmt.Sprintf("the first line must be %q (cloud-init and the appliance expect it); add that line at the top of the file", Header)}}
 	}
-	root, err := parseDocument(name, data)
+	root, err := parseDocument(name, data, false)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -67,7 +70,8 @@ func Parse(name string, data []byte) (*Env, []Warning, error) {
 // and env tags, by the rules of env.yml's appliance: section: unknown keys, wrong
 // types and missing required keys are errors with file:line:column. It is for the
 // other YAML files the tools read (extra.yml, …), so they report problems alike.
-// An empty document leaves v unchanged.
+// Unlike env.yml, these files may use YAML aliases; the values expanded from aliases
+// are limited to MaxAliasValues. An empty document leaves v unchanged.
 func Decode(name string, data []byte, v any) ([]Warning, error) {
 	_, warns, err := DecodeAt(name, data, v)
 	return warns, err
@@ -78,7 +82,10 @@ func Decode(name string, data []byte, v any) ([]Warning, error) {
 // every key in the file, also when decoding failed. Callers that check values further
 // use it to point at them, and to tell a key set to nothing from an absent one.
 func DecodeAt(name string, data []byte, v any) (map[string]Position, []Warning, error) {
-	root, err := parseDocument(name, data)
+	if err := checkText(name, data); err != nil {
+		return nil, nil, err
+	}
+	root, err := parseDocument(name, data, true)
 	if err != nil {
 		var list ErrorList
 		if errors.As(err, &list) && list[0].Msg == noDocument {
@@ -100,21 +107,23 @@ func DecodeAt(name string, data []byte, v any) (map[string]Position, []Warning, 
 
 const noDocument = "the file holds no YAML document"
 
-// parseDocument parses exactly one YAML mapping document.
-func parseDocument(name string, data []byte) (*yaml.Node, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
+// parseDocument parses exactly one YAML mapping document. Without aliases, any anchor
+// or alias is an error.
+func parseDocument(name string, data []byte, aliases bool) (*yaml.Node, error) {
+	cr := &countingReader{r: bytes.NewReader(data)}
+	dec := yaml.NewDecoder(cr)
 	var root yaml.Node
 	if err := dec.Decode(&root); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, ErrorList{{Position{name, 1, 1}, noDocument}}
 		}
-		return nil, syntaxError(name, data, err)
+		return nil, syntaxError(name, data, err, cr.n)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		return nil, ErrorList{{Position{name, extra.Line, extra.Column}, "a second YAML document starts here; the file must be one document (remove the '---')"}}
 	} else if !errors.Is(err, io.EOF) {
-		return nil, syntaxError(name, data, err)
+		return nil, syntaxError(name, data, err, cr.n)
 	}
 	if len(root.Content) == 1 && isNull(root.Content[0]) {
 		return nil, ErrorList{{Position{name, 1, 1}, noDocument}} // "~" or a lone "---"
@@ -126,15 +135,28 @@ func parseDocument(name string, data []byte) (*yaml.Node, error) {
 		}
 		return nil, ErrorList{{Position{name, n.Line, n.Column}, "the file must be a mapping of keys, found " + kindName(n)}}
 	}
-	if errs := duplicateKeys(name, &root, nil); len(errs) > 0 {
+	if errs := nodeErrors(name, &root, aliases, nil); len(errs) > 0 {
+		sort.SliceStable(errs, func(i, j int) bool { return errs[i].Position.before(errs[j].Position) })
 		return nil, errs
 	}
 	return &root, nil
 }
 
-// duplicateKeys finds keys defined twice in one mapping, which yaml.v3 reports only
-// when decoding into Go values, not into nodes.
-func duplicateKeys(name string, n *yaml.Node, errs ErrorList) ErrorList {
+// noAliases is why env.yml may not have anchors and aliases: nine levels of nine
+// aliases fit in a few hundred bytes and expand to 9^9 values, and cloud-init and
+// Flatten expand them without a schema to stop them.
+const noAliases = "YAML anchors and aliases (&name, *name) are not allowed in env.yml: an alias can expand a small file into gigabytes; write the value out in full"
+
+// MaxAliasValues bounds how many values Decode expands from aliases.
+const MaxAliasValues = 1 << 16
+
+// nodeErrors finds keys defined twice in one mapping, which yaml.v3 reports only when
+// decoding into Go values, not into nodes, and, unless aliases are allowed, every
+// anchor and alias.
+func nodeErrors(name string, n *yaml.Node, aliases bool, errs ErrorList) ErrorList {
+	if !aliases && (n.Anchor != "" || n.Kind == yaml.AliasNode) {
+		errs = append(errs, &Error{Position{name, n.Line, n.Column}, noAliases})
+	}
 	if n.Kind == yaml.MappingNode {
 		first := map[string]*yaml.Node{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -146,51 +168,221 @@ func duplicateKeys(name string, n *yaml.Node, errs ErrorList) ErrorList {
 		}
 	}
 	for _, c := range n.Content {
-		errs = duplicateKeys(name, c, errs)
+		errs = nodeErrors(name, c, aliases, errs)
 	}
 	return errs
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-// syntaxError turns a yaml.v3 error ("yaml: line 5: …") into a positioned Error. The
-// parser does not report columns, so the column is where that line's text starts.
-func syntaxError(name string, data []byte, err error) error {
-	m := yamlLine.FindStringSubmatch(err.Error())
-	if m == nil {
-		return ErrorList{{Position{File: name}, "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
-	}
-	line := problemLine(data, m[2])
-	if line == 0 {
-		line, _ = strconv.Atoi(m[1])
+// syntaxError turns a yaml.v3 error ("yaml: line 5: …") into a positioned Error; read
+// is how many bytes of data the parser had read when it failed. The parser does not
+// report columns, so the column is where that line's text starts.
+func syntaxError(name string, data []byte, err error, read int) error {
+	msg, line := yamlMessage(err)
+	t := newLineTable(data)
+	if l := t.problemLine(msg, read); l > 0 {
+		line = l
+	} else if line == 0 {
+		line = t.index(read-1) + 1
 	}
 	col := 1
-	if lines := bytes.Split(data, []byte("\n")); line >= 1 && line <= len(lines) {
-		col = len(lines[line-1]) - len(bytes.TrimLeft(lines[line-1], " ")) + 1
+	if line >= 1 && line <= len(t.starts) {
+		text := data[t.starts[line-1]:t.end(line-1)]
+		col = len(text) - len(bytes.TrimLeft(text, " ")) + 1
 	}
-	return ErrorList{{Position{name, line, col}, "invalid YAML: " + m[2]}}
+	return ErrorList{{Position{name, line, col}, "invalid YAML: " + msg}}
 }
 
-// problemLine finds the line a syntax error is on, or 0. yaml.v3 names the line where
-// the enclosing construct starts (line 1 for a bad indentation at line 4), so this
-// looks for the fewest leading lines that fail with the same message: the problem is
-// on the last of them. It runs only on failure, on files of at most MaxSize.
-func problemLine(data []byte, msg string) int {
-	end := 0
-	for i := 1; end < len(data); i++ {
-		if j := bytes.IndexByte(data[end:], '\n'); j >= 0 {
-			end += j + 1
-		} else {
-			end = len(data)
-		}
+// yamlMessage splits a yaml.v3 error into its message and the line it names (0 if none).
+func yamlMessage(err error) (string, int) {
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return m[2], line
+	}
+	return strings.TrimPrefix(err.Error(), "yaml: "), 0
+}
+
+// countingReader counts what the YAML parser reads: it reads ahead at most a buffer
+// (512 bytes) beyond where it is, so when it fails the problem is before the count.
+type countingReader struct {
+	r *bytes.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// yamlFailure parses every document of data and returns the message of the error the
+// parser stops with ("" if none) and how many bytes it had read.
+func (t *lineTable) yamlFailure(data []byte) (string, int) {
+	t.parsed += len(data)
+	cr := &countingReader{r: bytes.NewReader(data)}
+	dec := yaml.NewDecoder(cr)
+	for {
 		var n yaml.Node
-		if err := yaml.Unmarshal(data[:end], &n); err != nil {
-			if m := yamlLine.FindStringSubmatch(err.Error()); m != nil && m[2] == msg {
-				return i
-			}
+		if err := dec.Decode(&n); errors.Is(err, io.EOF) {
+			return "", cr.n
+		} else if err != nil {
+			msg, _ := yamlMessage(err)
+			return msg, cr.n
 		}
 	}
-	return 0
+}
+
+// lineTable indexes the lines of a file and nests them by indentation, to re-parse a
+// few lines in the context of the keys above them.
+type lineTable struct {
+	data   []byte
+	starts []int  // offset of each line
+	parent []int  // the nearest line above with text and less indentation, or -1
+	text   []bool // the line has more than blanks and a comment
+	opener []bool // the line opens a block: "key:" or "- …"
+	parsed int    // bytes given to the parser, the cost of the search
+}
+
+func newLineTable(data []byte) *lineTable {
+	t := &lineTable{data: data}
+	var stack []int // lines with text, their indentation increasing
+	indent := func(i int) int {
+		line := data[t.starts[i]:t.end(i)]
+		return len(line) - len(bytes.TrimLeft(line, " "))
+	}
+	for off := 0; off < len(data); {
+		t.starts = append(t.starts, off)
+		if j := bytes.IndexByte(data[off:], '\n'); j >= 0 {
+			off += j + 1
+		} else {
+			off = len(data)
+		}
+	}
+	for i := range t.starts {
+		rest := bytes.TrimLeft(data[t.starts[i]:t.end(i)], " \t\r\n")
+		text := len(rest) > 0 && rest[0] != '#'
+		t.text = append(t.text, text)
+		code, _, _ := bytes.Cut(rest, []byte(" #"))
+		code = bytes.TrimRight(code, " \t\r\n")
+		t.opener = append(t.opener, text && (bytes.HasSuffix(code, []byte(":")) || bytes.HasPrefix(rest, []byte("- "))))
+		t.parent = append(t.parent, -1)
+		if !text {
+			continue
+		}
+		for len(stack) > 0 && indent(stack[len(stack)-1]) >= indent(i) {
+			stack = stack[:len(stack)-1]
+		}
+		if len(stack) > 0 {
+			t.parent[i] = stack[len(stack)-1]
+		}
+		stack = append(stack, i)
+	}
+	return t
+}
+
+// end is the offset just after line i (0-based), its newline included.
+func (t *lineTable) end(i int) int {
+	if i+1 < len(t.starts) {
+		return t.starts[i+1]
+	}
+	return len(t.data)
+}
+
+// index is the line (0-based) that holds byte off.
+func (t *lineTable) index(off int) int {
+	return max(sort.SearchInts(t.starts, off+1)-1, 0)
+}
+
+// input is the lines r to i of the file after ctx.
+func (t *lineTable) input(ctx []byte, r, i int) []byte {
+	return append(ctx[:len(ctx):len(ctx)], t.data[t.starts[r]:t.end(i)]...)
+}
+
+// maxFullSearch bounds the files whose every line may be a restart point.
+const maxFullSearch = 256 << 10
+
+// problemLine finds the line a syntax error is on (1-based), or 0. yaml.v3 names the
+// line where the enclosing construct starts (line 1 for a bad indentation at line 4),
+// so this looks for the fewest leading lines that fail with the same message: the
+// problem is on the last of them. Parsing every leading part of the file would take
+// time quadratic in its size; instead the search restarts the parser close to where it
+// failed: at line r, after the lines r is nested in (its parent keys), for r going back
+// from there by doubling steps. Where such a part fails with the same message at the
+// same place, the problem is between r and the failure, found by bisection.
+func (t *lineTable) problemLine(msg string, read int) int {
+	if read <= 0 || len(t.starts) == 0 {
+		return 0
+	}
+	hi := t.index(min(read, len(t.data)) - 1) // the last line the parser read
+	found := 0
+	for d, last := 0, -1; hi-d >= 0; d = max(1, 2*d) {
+		r := hi - d
+		for r > 0 && !t.text[r] {
+			r--
+		}
+		if r == last {
+			continue
+		}
+		last = r
+		// The lines above r must open blocks and parse alone: else they could hold
+		// the problem themselves.
+		ctx, ok := t.context(r)
+		if !ok {
+			continue
+		}
+		if m, _ := t.yamlFailure(ctx); m != "" {
+			continue
+		}
+		if m, n := t.yamlFailure(t.input(ctx, r, hi)); m == msg && n-len(ctx)+t.starts[r] >= read-2048 {
+			// The lines left out between the context and r can matter too (a sibling
+			// of a context line), so a line counts when two restarts agree on it.
+			i := t.bisect(ctx, r, hi, msg) + 1
+			if i == found {
+				return i
+			}
+			found = i
+		}
+	}
+	if found == 0 && read <= maxFullSearch {
+		return t.bisect(nil, 0, hi, msg) + 1
+	}
+	return found
+}
+
+// context is the lines that line r is nested in, outermost first; false if one of
+// them does not open a block.
+func (t *lineTable) context(r int) ([]byte, bool) {
+	var chain []int
+	for p := t.parent[r]; p >= 0; p = t.parent[p] {
+		if !t.opener[p] {
+			return nil, false
+		}
+		chain = append(chain, p)
+	}
+	var ctx []byte
+	for i := len(chain) - 1; i >= 0; i-- {
+		ctx = append(ctx, t.data[t.starts[chain[i]]:t.end(chain[i])]...)
+		if ctx[len(ctx)-1] != '\n' {
+			ctx = append(ctx, '\n')
+		}
+	}
+	return ctx, true
+}
+
+// bisect returns the first line i in [r, hi] for which lines r to i after ctx fail with
+// msg, given that r to hi do.
+func (t *lineTable) bisect(ctx []byte, r, hi int, msg string) int {
+	lo := r - 1
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		if m, _ := t.yamlFailure(t.input(ctx, r, mid)); m == msg {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return hi
 }
 
 // decoder fills the schema structs from YAML nodes, collecting every error instead of
@@ -200,6 +392,12 @@ type decoder struct {
 	errs  ErrorList
 	warns []Warning
 	nodes map[string]*yaml.Node
+	// inAlias > 0 while decoding the values an alias stands for; expanded counts them,
+	// outer and outerPath are the outermost alias, where a too large expansion is
+	// reported.
+	inAlias, expanded int
+	outer             *yaml.Node
+	outerPath         string
 }
 
 func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {
@@ -294,7 +492,20 @@ var (
 // value decodes node n into v; path is the dotted key path for messages.
 func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind == yaml.AliasNode {
+		if d.inAlias == 0 {
+			d.outer, d.outerPath = n, path
+		}
+		d.inAlias++
+		defer func() { d.inAlias-- }()
 		n = n.Alias
+	}
+	if d.inAlias > 0 {
+		if d.expanded++; d.expanded == MaxAliasValues {
+			d.errorf(d.outer, "%s: the aliases expand to more than %d values; write the values out instead", d.outerPath, MaxAliasValues)
+		}
+		if d.expanded >= MaxAliasValues {
+			return
+		}
 	}
 	d.nodes[path] = n
 	if v.Type() == reflect.TypeOf(yaml.Node{}) {

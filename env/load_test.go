@@ -2,6 +2,7 @@ package env
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -228,4 +229,61 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("error %T without positions: %v", err, err)
 		}
 	})
+}
+
+// aliasBomb is nine levels of nine aliases (9^9 values once expanded), its lines
+// indented by indent.
+func aliasBomb(indent string) string {
+	var b strings.Builder
+	b.WriteString(indent + "a0: &a0 [x, x, x, x, x, x, x, x, x]\n")
+	for i := 1; i < 9; i++ {
+		p := fmt.Sprintf("*a%d", i-1)
+		fmt.Fprintf(&b, "%sa%d: &a%d [%s]\n", indent, i, i, strings.Repeat(p+", ", 8)+p)
+	}
+	return b.String()
+}
+
+// TestAliasesRefused: anchors and aliases are refused with their position, at the top
+// level (cloud-init's keys, which Parse does not decode) and under a key that is only
+// warned about, before anything expands them (issue 10).
+func TestAliasesRefused(t *testing.T) {
+	top := edit(t, "disable_root: false\n", "disable_root: false\n"+aliasBomb(""))
+	wantError(t, top, "env.yml:7:5: YAML anchors and aliases (&name, *name) are not allowed", "env.yml:8:10: YAML anchors")
+	lvm := edit(t, "  storage:\n", "  storage:\n    setup:\n      lvm:\n"+aliasBomb("        "))
+	wantError(t, lvm, "env.yml:37:13: YAML anchors and aliases")
+	merge := edit(t, "  userswitcher:\n", "  userswitcher: &u\n    enabled: false\n  docs: {<<: *u}\n  x:\n")
+	wantError(t, merge, "YAML anchors and aliases")
+}
+
+// TestDecodeBoundsAliases: the other files Decode reads may use aliases, but what they
+// expand to is bounded.
+func TestDecodeBoundsAliases(t *testing.T) {
+	var ok struct {
+		A string `yaml:"a"`
+		B string `yaml:"b"`
+	}
+	if _, err := Decode("agent.yml", []byte("a: &x 1\nb: *x\n"), &ok); err != nil || ok.B != "1" {
+		t.Fatalf("alias not followed: %+v, %v", ok, err)
+	}
+	// Six levels of nine: 9^6 strings, more than MaxAliasValues.
+	bomb := strings.Join(strings.SplitAfter(aliasBomb(""), "\n")[:6], "") + "z: *a5\n"
+	var deep struct {
+		Z [][][][][][]string `yaml:"z"`
+	}
+	_, err := Decode("agent.yml", []byte(bomb), &deep)
+	if err == nil || !strings.Contains(err.Error(), "agent.yml:7:4: z: the aliases expand to more than 65536 values") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestTextErrorsPositioned: what yaml.v3 reports without a line (bytes that are not
+// UTF-8, NUL) gets line and column, and a byte-order mark is named (issue 10).
+func TestTextErrorsPositioned(t *testing.T) {
+	wantError(t, edit(t, "  domain: ecs.example.org", "  domain: \xe9cs.example.org"), "env.yml:9:11: this byte is not UTF-8")
+	wantError(t, edit(t, "  domain: ecs.example.org", "  domain: ecs.ex\x00ample.org"), "env.yml:9:17: a NUL byte")
+	wantError(t, edit(t, "  domain: ecs.example.org", "  domain: \"é\x07\""), "env.yml:9:13: control character U+0007 is not allowed")
+	wantError(t, append([]byte("\xef\xbb\xbf"), readFixture(t, "template-env.yml")...), "env.yml:1:1: the file starts with a UTF-8 byte-order mark (BOM)", "sed -i")
+	if _, err := Decode("extra.yml", []byte("a: \xff\n"), &struct{}{}); err == nil || !strings.HasPrefix(err.Error(), "extra.yml:1:4: this byte is not UTF-8") {
+		t.Errorf("Decode: %v", err)
+	}
 }

@@ -16,7 +16,7 @@ type Size struct {
 	Rest    bool
 }
 
-// UnmarshalYAML accepts 1024, "1024", "70%" and "rest".
+// UnmarshalYAML accepts 1024, "1024", "70%" and "rest". Its errors do not repeat the value.
 func (s *Size) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
 		return fmt.Errorf("size must be MiB as a number, N%% or rest")
@@ -28,13 +28,13 @@ func (s *Size) UnmarshalYAML(n *yaml.Node) error {
 	case strings.HasSuffix(v, "%"):
 		p, err := strconv.Atoi(strings.TrimSuffix(v, "%"))
 		if err != nil || p < 1 || p > 100 {
-			return fmt.Errorf("size %q: a percentage must be 1%% to 100%%", v)
+			return fmt.Errorf("a percentage must be 1%% to 100%%")
 		}
 		*s = Size{Percent: p}
 	default:
 		m, err := strconv.ParseUint(v, 10, 64)
 		if err != nil || m == 0 {
-			return fmt.Errorf("size %q: must be MiB as a positive number, N%% or rest", v)
+			return fmt.Errorf("size must be MiB as a positive number, N%% or rest")
 		}
 		*s = Size{MiB: m}
 	}

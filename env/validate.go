@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"path"
 	"regexp"
@@ -45,26 +46,26 @@ func (v *validator) validate() {
 	for i, f := range a.Extra.Files {
 		p := fmt.Sprintf("appliance.extra.files.%d", i)
 		if !path.IsAbs(f.Path) {
-			v.errorf(v.at(p+".path"), "%s.path %q must be an absolute path", p, f.Path)
+			v.errorf(v.at(p+".path"), "%s.path must be an absolute path", p)
 		}
 		if err := CheckPermissions(f.Permissions); err != nil {
-			v.errorf(v.at(p+".permissions"), "%s.permissions %q %v", p, f.Permissions, err)
+			v.errorf(v.at(p+".permissions"), "%s.permissions %v", p, err)
 		}
 		if err := CheckOwner(f.Owner); err != nil {
-			v.errorf(v.at(p+".owner"), "%s.owner %q %v", p, f.Owner, err)
+			v.errorf(v.at(p+".owner"), "%s.owner %v", p, err)
 		}
 	}
 	if err := CheckCalendar(a.Update.OnCalendar); err != nil {
-		v.errorf(v.at("appliance.update.oncalendar"), "appliance.update.oncalendar: %v", err)
+		v.errorf(v.at("appliance.update.oncalendar"), "appliance.update.oncalendar %v", err)
 	}
 	v.storage(&a.Storage.Setup)
 	for i, addr := range a.Cluster.Join {
 		if !hostPort.MatchString(addr) {
-			v.errorf(v.at(fmt.Sprintf("appliance.cluster.join.%d", i)), "appliance.cluster.join: %q must be host:port", addr)
+			v.errorf(v.at(fmt.Sprintf("appliance.cluster.join.%d", i)), "appliance.cluster.join.%d must be host:port", i)
 		}
 	}
 	if a.Cluster.Bind != "" && !hostPort.MatchString(a.Cluster.Bind) {
-		v.errorf(v.at("appliance.cluster.bind"), "appliance.cluster.bind %q must be host:port", a.Cluster.Bind)
+		v.errorf(v.at("appliance.cluster.bind"), "appliance.cluster.bind must be host:port")
 	}
 }
 
@@ -72,6 +73,7 @@ var (
 	ownerPattern = regexp.MustCompile(`^[a-z_][a-z0-9_.-]*[$]?(:[a-z_][a-z0-9_.-]*[$]?)?$|^[0-9]+(:[0-9]+)?$`)
 	hostPort     = regexp.MustCompile(`^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$`)
 	dnsLabel     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	allDigits    = regexp.MustCompile(`^[0-9]+$`)
 )
 
 // acme checks the ACME directory URL and the optional root certificates for it.
@@ -95,17 +97,35 @@ func (v *validator) domain(d string) {
 		v.warnf(n, "appliance.domain is localhost: fine for a test machine, but mail, certificates and links need the real domain")
 		return
 	}
+	if err := CheckDomain(d); err != nil {
+		v.errorf(n, "appliance.domain %v", err)
+	}
+}
+
+// CheckDomain reports whether d is a domain as appliance.domain needs it: a fully
+// qualified DNS name (IDNs in their xn-- form, a final dot allowed), or localhost.
+// Certificates, mail and the ECS settings need a name, so an IP address or a
+// numeric top-level domain is refused. The error does not repeat d.
+func CheckDomain(d string) error {
+	if d == "localhost" {
+		return nil
+	}
+	if net.ParseIP(d) != nil {
+		return errors.New("must be a domain name, not an IP address (certificates and mail need a name)")
+	}
 	labels := strings.Split(strings.TrimSuffix(strings.ToLower(d), "."), ".")
 	if len(d) > 253 || len(labels) < 2 {
-		v.errorf(n, "appliance.domain %q must be a fully qualified domain name such as ecs.example.org", d)
-		return
+		return errors.New("must be a fully qualified domain name such as ecs.example.org")
 	}
-	for _, l := range labels {
+	for i, l := range labels {
 		if !dnsLabel.MatchString(l) {
-			v.errorf(n, "appliance.domain %q: %q is not a valid DNS label (letters, digits, inner hyphens, at most 63)", d, l)
-			return
+			return fmt.Errorf("must be a DNS name: label %d of %d is not letters, digits and inner hyphens of at most 63 characters", i+1, len(labels))
 		}
 	}
+	if allDigits.MatchString(labels[len(labels)-1]) {
+		return errors.New("must end in a top-level domain that is not all digits, such as .org")
+	}
+	return nil
 }
 
 func (v *validator) tlsPair(key, cert string) {
@@ -201,7 +221,7 @@ func (v *validator) backupURL(s string) {
 		return
 	}
 	if !backupSchemes[strings.ToLower(u.Scheme)] {
-		v.errorf(n, "appliance.backup.url: %q is not a duplicity backend scheme (file, sftp, rsync, s3, webdavs, …)", u.Scheme)
+		v.errorf(n, "appliance.backup.url: the scheme is not a duplicity backend (file, sftp, rsync, s3, webdavs, …)")
 	}
 }
 
@@ -210,23 +230,23 @@ func (v *validator) storage(s *StorageSetup) {
 	for i, d := range s.Disks {
 		p := fmt.Sprintf("appliance.storage.setup.disks.%d", i)
 		if !path.IsAbs(d.Device) {
-			v.errorf(v.at(p+".device"), "%s.device %q must be a block device path such as /dev/vdb", p, d.Device)
+			v.errorf(v.at(p+".device"), "%s.device must be a block device path such as /dev/vdb", p)
 		}
 		var percent int
 		for j, part := range d.Partitions {
 			pp := fmt.Sprintf("%s.partitions.%d", p, j)
 			if len(part.Label) > 16 {
-				v.errorf(v.at(pp+".label"), "%s.label %q is longer than the 16 characters an ext4 or swap label may have", pp, part.Label)
+				v.errorf(v.at(pp+".label"), "%s.label is longer than the 16 characters an ext4 or swap label may have", pp)
 			}
 			if part.Format == "swap" && (part.Label == "ecs-data" || part.Label == "ecs-volatile") {
 				v.errorf(v.at(pp+".format"), "%s: %s must be an ext4 filesystem, not swap", pp, part.Label)
 			}
 			if labels[part.Label] {
-				v.errorf(v.at(pp+".label"), "%s.label %q is used twice", pp, part.Label)
+				v.errorf(v.at(pp+".label"), "%s.label is used by an earlier partition too", pp)
 			}
 			labels[part.Label] = true
 			if part.Format != "ext4" && part.Format != "swap" {
-				v.errorf(v.at(pp+".format"), "%s.format %q must be ext4 or swap", pp, part.Format)
+				v.errorf(v.at(pp+".format"), "%s.format must be ext4 or swap", pp)
 			}
 			if part.Size.Rest && j != len(d.Partitions)-1 {
 				v.errorf(v.at(pp), "%s: only the last partition can take the rest of the disk", pp)
@@ -240,7 +260,7 @@ func (v *validator) storage(s *StorageSetup) {
 	// The original's format: options were "-L label" style arguments to mkfs.
 	for dev, f := range s.Format {
 		if f.FSType != "" && f.FSType != "ext4" && f.FSType != "swap" {
-			v.errorf(v.at("appliance.storage.setup.format."+dev), "appliance.storage.setup.format.%s.fstype %q must be ext4 or swap", dev, f.FSType)
+			v.errorf(v.at("appliance.storage.setup.format."+dev), "appliance.storage.setup.format.%s.fstype must be ext4 or swap", dev)
 		}
 	}
 }

@@ -114,13 +114,17 @@ func protected(t *testing.T) string {
 
 func TestValueChecks(t *testing.T) {
 	cases := []struct{ old, new, want string }{
-		{"  domain: ecs.example.org", "  domain: ecs", `env.yml:9:11: appliance.domain "ecs" must be a fully qualified domain name`},
-		{"  domain: ecs.example.org", "  domain: ecs_1.example.org", `"ecs_1" is not a valid DNS label`},
-		{"      - path: /root/.ssh/config", "      - path: root/.ssh/config", `appliance.extra.files.0.path "root/.ssh/config" must be an absolute path`},
-		{`        permissions: "0600"`, `        permissions: "rw-------"`, `env.yml:29:22: appliance.extra.files.0.permissions "rw-------" must be an octal mode`},
-		{"        owner: root:root", "        owner: root root", `owner "root root" must be user or user:group`},
-		{"    oncalendar: Sun *-*-* 06:30:00", "    oncalendar: Sun *-*-* 25:30:00", `env.yml:32:17: appliance.update.oncalendar: "Sun *-*-* 25:30:00" is not a systemd calendar expression: hour "25"`},
-		{"    url: file:///volatile/ecs-backup-test/", "    url: smb://host/share", `appliance.backup.url: "smb" is not a duplicity backend scheme`},
+		{"  domain: ecs.example.org", "  domain: ecs", `env.yml:9:11: appliance.domain must be a fully qualified domain name`},
+		{"  domain: ecs.example.org", "  domain: ecs_1.example.org", `appliance.domain must be a DNS name: label 1 of 3 is not letters, digits and inner hyphens`},
+		{"  domain: ecs.example.org", "  domain: 10.0.0.1", `env.yml:9:11: appliance.domain must be a domain name, not an IP address`},
+		{"  domain: ecs.example.org", `  domain: "2001:db8::1"`, `appliance.domain must be a domain name, not an IP address`},
+		{"  domain: ecs.example.org", "  domain: 1.5", `env.yml:9:11: appliance.domain must end in a top-level domain that is not all digits`},
+		{"  domain: ecs.example.org", "  domain: ecs.example.123", `appliance.domain must end in a top-level domain that is not all digits`},
+		{"      - path: /root/.ssh/config", "      - path: root/.ssh/config", `appliance.extra.files.0.path must be an absolute path`},
+		{`        permissions: "0600"`, `        permissions: "rw-------"`, `env.yml:29:22: appliance.extra.files.0.permissions must be an octal mode`},
+		{"        owner: root:root", "        owner: root root", `appliance.extra.files.0.owner must be user or user:group`},
+		{"    oncalendar: Sun *-*-* 06:30:00", "    oncalendar: Sun *-*-* 25:30:00", `env.yml:32:17: appliance.update.oncalendar is not a systemd calendar expression: the hour must be * or numbers from 0 to 23`},
+		{"    url: file:///volatile/ecs-backup-test/", "    url: smb://host/share", `appliance.backup.url: the scheme is not a duplicity backend`},
 		{"    url: file:///volatile/ecs-backup-test/", "    url: /volatile/backup", "appliance.backup.url must be a duplicity URL"},
 		{"-----BEGIN PRIVATE KEY-----\n", "-----BEGIN PRIVATE KEY-----\n        !!\n", ""},
 	}
@@ -149,11 +153,11 @@ func TestStorageSetupSchema(t *testing.T) {
 		t.Errorf("partitions %+v", parts)
 	}
 	bad := strings.Replace(good, "size: 70%", "size: 170%", 1)
-	wantError(t, []byte(s[:i]+bad+s[j:]), `env.yml:40:39: appliance.storage.setup.disks.0.partitions.0.size: size "170%": a percentage must be 1% to 100%`)
+	wantError(t, []byte(s[:i]+bad+s[j:]), `env.yml:40:39: appliance.storage.setup.disks.0.partitions.0.size: a percentage must be 1% to 100%`)
 	bad = strings.Replace(good, "{label: ecs-data, size: 70%", "{label: ecs-data, size: rest", 1)
 	wantError(t, []byte(s[:i]+bad+s[j:]), "only the last partition can take the rest of the disk")
 	bad = strings.Replace(good, "size: rest}", "size: rest, format: xfs}", 1)
-	wantError(t, []byte(s[:i]+bad+s[j:]), `format "xfs" must be ext4 or swap`)
+	wantError(t, []byte(s[:i]+bad+s[j:]), `appliance.storage.setup.disks.0.partitions.1.format must be ext4 or swap`)
 }
 
 // TestCalendarAgreesWithSystemd checks CheckCalendar against systemd's own parser.
@@ -176,6 +180,39 @@ func TestCalendarAgreesWithSystemd(t *testing.T) {
 		}
 		if ours != theirs {
 			t.Errorf("%q: CheckCalendar valid=%v, systemd-analyze valid=%v", x, ours, theirs)
+		}
+	}
+}
+
+// TestValueErrorsDoNotRepeatValues: a bad value is named by its key and position, never
+// quoted (issue 10: values may be secrets, and messages reach logs and status pages).
+func TestValueErrorsDoNotRepeatValues(t *testing.T) {
+	const marker = "s3cr3t"
+	const ignore = "  storage:\n    ignore:\n      volatile: true\n      data: true\n"
+	storage := "  storage:\n    setup:\n      disks:\n        - device: s3cr3t\n          partitions:\n" +
+		"            - {label: s3cr3t-is-too-long-a-label, format: s3cr3t}\n" +
+		"            - {label: s3cr3t}\n            - {label: s3cr3t, format: s3cr3t}\n" +
+		"      format: {/dev/vdc: {fstype: s3cr3t}}\n"
+	cases := [][2]string{
+		{"  domain: ecs.example.org", "  domain: s3cr3t_1.example.org"},
+		{"  domain: ecs.example.org", "  domain: s3cr3t"},
+		{"      - path: /root/.ssh/config", "      - path: s3cr3t/x"},
+		{`        permissions: "0600"`, `        permissions: "s3cr3t"`},
+		{"        owner: root:root", "        owner: s3cr3t root"},
+		{"    oncalendar: Sun *-*-* 06:30:00", "    oncalendar: s3cr3t 06:30"},
+		{"    oncalendar: Sun *-*-* 06:30:00", "    oncalendar: Sun s3cr3t-1-1"},
+		{"    oncalendar: Sun *-*-* 06:30:00", "    oncalendar: Sun *-*-* 0/s3cr3t:00"},
+		{"    url: file:///volatile/ecs-backup-test/", "    url: s3cr3t://host/share"},
+		{"  dkim:\n", "  cluster: {bind: s3cr3t, join: [s3cr3t]}\n  dkim:\n"},
+		{ignore, storage},
+		{ignore, strings.Replace(storage, "format: s3cr3t}", "size: s3cr3t%}", 1)},
+		{ignore, strings.Replace(storage, "format: s3cr3t}", "size: 12s3cr3t}", 1)},
+	}
+	for _, c := range cases {
+		data := edit(t, c[0], c[1])
+		errs := strings.Join(parseErrors(t, data), "\n")
+		if strings.Contains(errs, marker) {
+			t.Errorf("%q: an error repeats the value:\n%s", c[1], errs)
 		}
 	}
 }

@@ -82,7 +82,7 @@ func parseExtra(file string, data []byte) (*extra, error) {
 	}
 	if k := "appliance.update.oncalendar"; given(k) {
 		if err := env.CheckCalendar(x.Appliance.Update.OnCalendar); err != nil {
-			failf(k, ": %v", err)
+			failf(k, " %v", err)
 		}
 	}
 	for i := range x.Appliance.Extra.Files {

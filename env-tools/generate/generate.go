@@ -114,32 +114,18 @@ func New(opts Options) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// checkDomain accepts a fully qualified ASCII DNS name (IDNs in their xn-- form),
-// or localhost for a test machine, as package env does. The domain is written
-// into Python settings and DNS comments, so nothing else may pass.
+// checkDomain accepts a domain as package env does (env.CheckDomain), but without the
+// final dot env.yml tolerates: the domain is written into Python settings and DNS
+// comments as given.
 func checkDomain(d string) error {
 	if d == "" {
 		return fmt.Errorf("domain is empty")
 	}
-	if len(d) > 253 {
-		return fmt.Errorf("domain is longer than 253 characters")
+	if strings.HasSuffix(d, ".") {
+		return fmt.Errorf("domain %q must not end with a dot", d)
 	}
-	labels := strings.Split(d, ".")
-	if len(labels) < 2 && d != "localhost" {
-		return fmt.Errorf("domain %q must be a fully qualified domain name such as ecs.example.org", d)
-	}
-	for _, label := range labels {
-		if label == "" || len(label) > 63 {
-			return fmt.Errorf("domain %q: each dot-separated label must have 1 to 63 characters", d)
-		}
-		if label[0] == '-' || label[len(label)-1] == '-' {
-			return fmt.Errorf("domain %q: a label must not start or end with '-'", d)
-		}
-		for _, c := range label {
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-				return fmt.Errorf("domain %q: only letters, digits, '-' and '.' are allowed (write IDNs as xn--)", d)
-			}
-		}
+	if err := env.CheckDomain(d); err != nil {
+		return fmt.Errorf("domain %q %v", d, err)
 	}
 	return nil
 }

@@ -117,7 +117,7 @@ func TestParseKeyType(t *testing.T) {
 // TestBadDomain: a name that is not a DNS name never reaches the Python settings.
 func TestBadDomain(t *testing.T) {
 	for _, d := range []string{"", "ecs", "ecs.example.org.", "-a.example.org", "a'b.example.org", "ecs example.org",
-		"a..org", "bücher.example", strings.Repeat("a", 64) + ".org"} {
+		"a..org", "bücher.example", strings.Repeat("a", 64) + ".org", "10.0.0.1", "1.5", "ecs.example.123"} {
 		if _, err := New(Options{Domain: d, KeyType: Ed25519}); err == nil {
 			t.Errorf("domain %q accepted", d)
 		}

@@ -47,7 +47,7 @@ func runFlatten(args []string, stdout, stderr io.Writer) error {
 	}
 	lines, missing, err := env.Flatten(e, strings.Split(pos[0], ","), *prefix)
 	if err != nil {
-		return fmt.Errorf("%s: %v", path, err)
+		return err // names the file, line and column
 	}
 	for _, k := range missing {
 		fmt.Fprintf(stderr, "ecs-env flatten: %s has no key %q\n", path, k)
