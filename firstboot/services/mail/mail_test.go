@@ -148,4 +148,3 @@ print(dkim.verify(sys.stdin.buffer.read(), dnsfunc=lambda name, timeout=5: recor
 	}
 	return strings.TrimSpace(string(out))
 }
-
