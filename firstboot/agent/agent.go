@@ -154,7 +154,9 @@ func (b *boot) finish(ctx context.Context) error {
 	case b.standby:
 		fmt.Fprintln(b.opt.Out, "appliance-agent: outcome standby (appliance.standby is true: nothing started)")
 	case b.run.Phases[len(b.run.Phases)-1].Name == "verify":
-		b.publish(status.Running, "Appliance Running", "The appliance is up.", "")
+		// The application (ECS) is not one of the stack's services yet: the host
+		// services are up, and the page stays until an application serves.
+		b.publish(status.Ready, "Appliance Ready", "The host services are up; no application is deployed on this appliance yet.", "")
 		fmt.Fprintf(b.opt.Out, "appliance-agent: outcome %s\n", outcomeWord(result))
 	default:
 		fmt.Fprintf(b.opt.Out, "appliance-agent: outcome %s (stopped after %s)\n", outcomeWord(result), b.opt.Until)

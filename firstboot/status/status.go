@@ -33,7 +33,10 @@ const (
 	Standby  = "standby"
 	Error    = "error"
 	Running  = "running"
-	Stopped  = "stopped"
+	// Ready: the host services are up, but no application serves yet, so the page
+	// stays and nginx answers with it.
+	Ready   = "ready"
+	Stopped = "stopped"
 )
 
 // Status is one report.
