@@ -210,7 +210,6 @@ func dkimRecord(t *testing.T, envPath string) string {
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
-
 // checkDataDisk checks both labels are on the data disk and their filesystems are clean.
 func checkDataDisk(t *testing.T, img string) {
 	out, err := exec.Command("losetup", "--find", "--show", img).Output()
