@@ -88,13 +88,25 @@ func (b *boot) activate(ctx context.Context) (bool, error) {
 
 func (b *boot) storage(ctx context.Context) (bool, error) {
 	dirs, rels := layout(b.env)
-	res, err := storage.Ensure(ctx, storage.Options{Root: b.root, Storage: b.env.Appliance.Storage, Devices: b.opt.Devices,
-		Mount: b.opt.Mount, Machine: b.m, Dirs: dirs, Relocations: rels})
+	res, err := storage.Ensure(ctx, storage.Options{Root: b.root, Storage: b.env.Appliance.Storage, Devices: blockDevices(b.opt.Devices),
+		Mount: b.opt.Mount, Dirs: dirs, Relocations: rels})
 	for _, a := range res.Actions {
 		b.m.Out.Detail("%s", a)
 	}
 	b.changed = b.changed || res.Changed()
 	return res.Changed(), err
+}
+
+// blockDevices are those of the --device paths that are block devices: a seed image
+// given for discovery is never a data disk.
+func blockDevices(paths []string) []string {
+	var devs []string
+	for _, p := range paths {
+		if fi, err := os.Stat(p); err == nil && fi.Mode()&os.ModeDevice != 0 && fi.Mode()&os.ModeCharDevice == 0 {
+			devs = append(devs, p)
+		}
+	}
+	return devs
 }
 
 // openState opens the state store on /data (it exists now) and tells whether this

@@ -163,7 +163,10 @@ func (m *Machine) Remove(path string) (bool, error) {
 }
 
 func (m *Machine) owner(owner string) (int, int, error) {
-	return m.Accounts().Resolve(ownerName(owner))
+	if owner == "" || owner == "root" || owner == "root:root" {
+		return 0, 0, nil // also in a tree without etc/passwd
+	}
+	return m.Accounts().Resolve(owner)
 }
 
 func ownerName(owner string) string {

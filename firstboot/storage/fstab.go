@@ -1,17 +1,19 @@
 package storage
 
 import (
+	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/ethikkom/ecs-appliance/firstboot/machine"
 )
 
 // fstab makes <root>/etc/fstab mount the labelled filesystems by label (and use the
 // swap areas setup made), and drops our entries for volumes now ignored. Other lines
 // are kept as they are; the file is replaced atomically.
-func (e *ensurer) fstab(fss map[string]fsInfo) error {
+func (e *ensurer) fstab(ctx context.Context, fss map[string]fsInfo) error {
 	want := map[string][]string{} // key → fields
 	var drop []string             // keys of entries to remove
 	for _, v := range e.volumes {
@@ -74,7 +76,11 @@ func (e *ensurer) fstab(fss map[string]fsInfo) error {
 	if len(changes) == 0 {
 		return nil
 	}
-	if err := writeAtomic(path, []byte(strings.Join(out, "\n")+"\n"), 0o644); err != nil {
+	mode := os.FileMode(0o644)
+	if fi, err := os.Stat(path); err == nil {
+		mode = fi.Mode().Perm() // the admin's, if different
+	}
+	if _, err := e.m.WriteFile(ctx, machine.File{Path: "/etc/fstab", Data: []byte(strings.Join(out, "\n") + "\n"), Mode: mode}); err != nil {
 		return err
 	}
 	e.actions = append(e.actions, changes...)
@@ -99,36 +105,4 @@ func labelOf(vs []volume, key string) string {
 		}
 	}
 	return ""
-}
-
-// writeAtomic replaces path with data: a crash leaves the old or the new file, never a
-// part. An existing file keeps its mode.
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	if fi, err := os.Stat(path); err == nil {
-		mode = fi.Mode().Perm()
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

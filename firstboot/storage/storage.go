@@ -49,9 +49,7 @@ type Options struct {
 	// the volumes are mounted; Relocations move their old state directories onto them.
 	Dirs        []machine.Dir
 	Relocations []services.Relocation
-	// Machine reports and controls units; nil is a quiet machine at Root.
-	Machine *machine.Machine
-	// Services stops and starts the units around a relocation; nil uses Machine's systemd.
+	// Services stops and starts the units around a relocation; nil uses systemd.
 	Services Services
 }
 
@@ -112,11 +110,10 @@ func newEnsurer(opts Options) (*ensurer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("root %s: %w", opts.Root, err)
 	}
-	m := opts.Machine
-	if m == nil {
-		if m, err = machine.New(root, nil); err != nil {
-			return nil, err
-		}
+	// Quiet: what storage did is in the Result.
+	m, err := machine.New(root, nil)
+	if err != nil {
+		return nil, err
 	}
 	e := &ensurer{
 		root:        root,
@@ -162,7 +159,7 @@ func (e *ensurer) run(ctx context.Context) error {
 			unmounted = append(unmounted, v)
 		}
 	}
-	if err := e.fstab(fss); err != nil {
+	if err := e.fstab(ctx, fss); err != nil {
 		return err
 	}
 	for _, v := range unmounted {

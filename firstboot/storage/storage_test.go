@@ -94,7 +94,7 @@ func TestFstab(t *testing.T) {
 		t.Fatal(err)
 	}
 	fss := map[string]fsInfo{"ecs-swap": {"/dev/x", "swap", "ecs-swap"}}
-	if err := e.fstab(fss); err != nil {
+	if err := e.fstab(context.Background(), fss); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := os.ReadFile(path)
@@ -110,7 +110,7 @@ func TestFstab(t *testing.T) {
 		t.Errorf("mode %v", fi.Mode())
 	}
 	e.actions = nil
-	if err := e.fstab(fss); err != nil || len(e.actions) != 0 {
+	if err := e.fstab(context.Background(), fss); err != nil || len(e.actions) != 0 {
 		t.Errorf("second run: %v %q", err, e.actions)
 	}
 }
