@@ -1,8 +1,64 @@
 package e2e
 
-import "testing"
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"strconv"
+	"testing"
 
-// acmeBoot boots the appliance with ACME against a Pebble on the host.
+	"github.com/ethikkom/ecs-appliance/internal/pebbletest"
+	"github.com/ethikkom/ecs-appliance/internal/testtool"
+)
+
+// acmeBoot boots the appliance with ACME against a Pebble on the host, which the
+// guest reaches at 10.0.2.2 (QEMU's user network) and which validates http-01
+// through the forwarded port 80. The appliance must serve a certificate from
+// Pebble's CA, and the second boot must keep it (nothing due: unchanged).
 func acmeBoot(t *testing.T, ecsEnv, image string) {
-	t.Skip("needs internal/pebbletest")
+	dir := t.TempDir()
+	key, pub := sshKey(t, dir)
+	web := freePort(t)
+	pebble := pebbletest.Start(t, pebbletest.Options{TLSHosts: []string{"10.0.2.2"}, HTTPPort: web})
+	_, iso := site(t, ecsEnv, dir, func(s string) string {
+		s = withSSHKey(t, s, pub)
+		return replace(t, s, "    letsencrypt:\n      enabled: true\n",
+			"    letsencrypt:\n      enabled: true\n      directory: "+pebble.Directory+"\n      email: ops@"+domain+"\n      root_ca: |\n"+block(string(pebble.RootCA), 8))
+	})
+	v := newVM(t, dir, image, iso, false, true, 22, 443)
+	v.ports[80] = net.JoinHostPort("127.0.0.1", strconv.Itoa(web))
+	v.sshKey = key
+
+	first := v.boot(t, "first", "changed")
+	checkACME(t, first, pebble)
+	first.powerOff(t)
+	second := v.boot(t, "second", "unchanged")
+	checkACME(t, second, pebble)
+}
+
+// checkACME: https serves a certificate for the domain that Pebble's CA issued, and
+// status.json names its source.
+func checkACME(t *testing.T, b *booted, pebble *pebbletest.Pebble) {
+	st := b.status(t)
+	if c, _ := st["certificate"].(map[string]any); c == nil || c["source"] != "acme" {
+		t.Errorf("status.json certificate: %v", st["certificate"])
+	}
+	certs, err := handshake(b.v.ports[443], tls.VersionTLS12, tls.VersionTLS13)
+	if err != nil {
+		t.Fatalf("443: %v", err)
+	}
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := certs[0].Verify(x509.VerifyOptions{DNSName: domain, Roots: pebble.Roots(t), Intermediates: inter}); err != nil {
+		t.Errorf("the certificate on 443 is not from Pebble for %s: %v", domain, err)
+	}
+}
+
+// freePort is a free port on 127.0.0.1.
+func freePort(t *testing.T) int {
+	_, port, _ := net.SplitHostPort(testtool.FreeAddress(t))
+	p, _ := strconv.Atoi(port)
+	return p
 }
