@@ -14,11 +14,17 @@ TEST_TOOLS := gpg:gnupg pdftoppm:poppler-utils pdftotext:poppler-utils zbarimg:z
 	xorriso:xorriso /usr/bin/cloud-init:cloud-init e2fsck:e2fsprogs mkfs.ext4:e2fsprogs \
 	sgdisk:gdisk mkfs.vfat:dosfstools mcopy:mtools convert-im6.q16:imagemagick \
 	blkid:util-linux partx:util-linux losetup:mount sfdisk:fdisk systemd-analyze:systemd \
-	mmdebstrap:mmdebstrap /usr/sbin/sshd:openssh-server /usr/sbin/nginx:nginx
+	mmdebstrap:mmdebstrap /usr/sbin/sshd:openssh-server /usr/sbin/nginx:nginx \
+	/usr/sbin/postconf:postfix /usr/sbin/opendkim:opendkim /usr/bin/stunnel4:stunnel4
 
 # Debian packages the image builder's tests use, checked by package (some ship no command).
 TEST_PACKAGES := mmdebstrap debootstrap debian-archive-keyring qemu-utils qemu-system-x86 ovmf \
-	grub-pc-bin grub-efi-amd64-bin cloud-guest-utils
+	grub-pc-bin grub-efi-amd64-bin cloud-guest-utils postgresql python3-dkim
+
+# Fuzz targets (package:name) make test runs for FUZZ_TIME each, after the tests.
+FUZZ_TARGETS := ./env:FuzzParse ./env:FuzzFlattenSelection ./env-tools/qrpaper:FuzzAssemble \
+	./firstboot/discovery:FuzzMetadataResponses
+FUZZ_TIME ?= 10s
 
 .PHONY: all build test test-deps lint bench e2e clean
 
@@ -27,9 +33,13 @@ all: build
 build: appliance-agent-static
 	$(GO) build -o $(BIN)/ ./env-tools/cmd/ecs-env
 
-## test: install the Debian tools the tests need (when missing), then run every test.
+## test: install the Debian tools the tests need (when missing), run every test, then
+## each fuzz target for a short fixed time.
 test: test-deps
 	$(GO) test -timeout 25m ./...
+	@for t in $(FUZZ_TARGETS); do \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZ_TIME) "$${t%%:*}" || exit 1; \
+	done
 
 test-deps: static-deps image-deps
 	@missing=(); for pair in $(TEST_TOOLS); do \
@@ -55,7 +65,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 ## e2e: build the image, then boot it in QEMU (SeaBIOS and OVMF) with an env ISO and a data disk.
-e2e: image
+e2e: test-deps image
 	ECS_E2E_IMAGE=$(abspath $(IMAGE_OUTPUT))/appliance.qcow2 $(GO) test -count=1 -v -timeout 60m ./e2e/
 
 clean:
