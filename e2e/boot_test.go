@@ -186,8 +186,9 @@ func agentLines(serial string) string {
 	var lines []string
 	sc := bufio.NewScanner(strings.NewReader(string(data)))
 	for sc.Scan() {
-		if i := strings.Index(sc.Text(), "appliance-agent:"); i >= 0 {
-			lines = append(lines, sc.Text()[i:])
+		// The console has the agent's own lines and the journal's copies of them.
+		if l := strings.TrimSpace(sc.Text()); strings.HasPrefix(l, "appliance-agent:") {
+			lines = append(lines, l)
 		}
 	}
 	return strings.Join(lines, "\n")

@@ -254,7 +254,8 @@ func (b *boot) publish(state, title, msg, phase string) {
 	}
 }
 
-// ResetFailed clears the failed state so the next boot (or systemctl restart) runs.
+// ResetFailed clears the failed state so the next boot (or systemctl restart) runs,
+// and says so on the status page, which showed the error until now.
 func ResetFailed(root string) error {
 	if root == "" {
 		root = "/"
@@ -263,5 +264,14 @@ func ResetFailed(root string) error {
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	s, err := status.Read(root)
+	if err != nil || s.State != status.Error {
+		return nil // nothing on the page to correct
+	}
+	s.State, s.Title, s.Time = status.Stopped, "Appliance Stopped", time.Now()
+	s.Message = "The failed state (" + s.Phase + ") was cleared; the appliance starts at the next boot or with: systemctl restart appliance-agent"
+	return status.Publish(root, s)
 }

@@ -108,6 +108,9 @@ func TestInvalidEnvFailsUntilReset(t *testing.T) {
 	if err := ResetFailed(root); err != nil {
 		t.Fatal(err)
 	}
+	if st, err := status.Read(root); err != nil || st.State != status.Stopped || !strings.Contains(st.Message, "cleared") {
+		t.Errorf("status after reset-failed: %+v %v", st, err)
+	}
 	if _, err := runBoot(t, root, ""); errors.Is(err, ErrFailed) {
 		t.Error("still failed after reset-failed")
 	}
@@ -126,5 +129,51 @@ func TestStandbyStartsNothing(t *testing.T) {
 	}
 	if st, _ := status.Read(root); st.State != status.Standby || st.Title != "Appliance Standby" {
 		t.Errorf("status %+v", st)
+	}
+}
+
+// stopAfter cancels a run once the agent has printed a line with marker.
+type stopAfter struct {
+	marker string
+	cancel context.CancelFunc
+	out    bytes.Buffer
+}
+
+func (s *stopAfter) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte(s.marker)) {
+		s.cancel()
+	}
+	return s.out.Write(p)
+}
+
+// TestStopIsNotAFailure: a stop (SIGTERM) in the middle of a run is reported and
+// recorded as stopped; it leaves no failed state behind.
+func TestStopIsNotAFailure(t *testing.T) {
+	root := agenttest.NewRoot(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := &stopAfter{marker: "prepare   ok", cancel: cancel}
+	err := Boot(ctx, Options{Root: root, Out: w, Facts: facts})
+	out := w.out.String()
+	if err == nil || !strings.Contains(out, "outcome stopped in configure") {
+		t.Fatalf("err %v\n%s", err, out)
+	}
+	if strings.Contains(out, "failed") {
+		t.Errorf("a stop was reported as a failure:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(root, FailedPath)); !os.IsNotExist(err) {
+		t.Errorf("a stop left the failed state: %v", err)
+	}
+	if st, _ := status.Read(root); st.State != status.Stopped {
+		t.Errorf("status %+v", st)
+	}
+	s, err := OpenState(context.Background(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	runs, err := s.Runs(context.Background(), 1)
+	if err != nil || len(runs) != 1 || !strings.Contains(runs[0].Error, "stopped") {
+		t.Errorf("recorded run: %+v %v", runs, err)
 	}
 }

@@ -49,14 +49,15 @@ func (Service) Files(*services.Context) ([]machine.File, error) {
   "log-driver": "journald"
 }
 `)},
-		{Path: sysctlFile, Data: []byte("# Written by appliance-agent: postgresql and postfix listen on the docker bridge\n# (" + BridgeIP + ") and may start before docker makes it.\nnet.ipv4.ip_nonlocal_bind = 1\n")},
 	}, nil
 }
 
-// Prepare applies the sysctl now; systemd-sysctl applies it at later boots.
+// Prepare writes the sysctl and applies it now, before postgresql and postfix start;
+// systemd-sysctl applies it at later boots.
 func (Service) Prepare(ctx context.Context, c *services.Context) error {
-	if !c.M.Live() {
-		return nil
+	text := "# Written by appliance-agent: postgresql and postfix listen on the docker bridge\n# (" + BridgeIP + ") and may start before docker makes it.\nnet.ipv4.ip_nonlocal_bind = 1\n"
+	if _, err := c.Write(ctx, machine.File{Path: sysctlFile, Data: []byte(text)}); err != nil || !c.M.Live() {
+		return err
 	}
 	_, err := c.M.Run(ctx, machine.Command{Name: "sysctl", Args: []string{"-q", "-p", sysctlFile}})
 	return err
