@@ -150,7 +150,7 @@ var migrations = [][]string{
 			name    TEXT PRIMARY KEY,
 			enabled INTEGER NOT NULL CHECK (enabled IN (0, 1)),
 			set_at  TEXT NOT NULL)`,
-		// started is unique so that BeginRun and SaveRun can be retried safely.
+		// started is unique so that SaveRun can be retried safely.
 		`CREATE TABLE runs (
 			id      INTEGER PRIMARY KEY AUTOINCREMENT,
 			started TEXT NOT NULL UNIQUE,
