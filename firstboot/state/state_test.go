@@ -48,17 +48,17 @@ func TestTags(t *testing.T) {
 	before := time.Now()
 	for name, value := range map[string]string{
 		TagLastRunningECS:       "0123abcd",
-		TagLastBuildECS:         "invalid",
+		"last_build_ecs":        "invalid",
 		TagLastRunningAppliance: "v1",
 	} {
 		if err := s.SetTag(ctx, name, value); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.SetTag(ctx, TagLastBuildECS, "0123abcd"); err != nil {
+	if err := s.SetTag(ctx, "last_build_ecs", "0123abcd"); err != nil {
 		t.Fatal(err)
 	}
-	if v, ok, err := s.Tag(ctx, TagLastBuildECS); err != nil || !ok || v != "0123abcd" {
+	if v, ok, err := s.Tag(ctx, "last_build_ecs"); err != nil || !ok || v != "0123abcd" {
 		t.Fatalf("Tag = %q, %v, %v; want the overwritten value", v, ok, err)
 	}
 	if err := s.DeleteTag(ctx, TagLastRunningAppliance); err != nil {
@@ -86,52 +86,6 @@ func TestTags(t *testing.T) {
 		if err := s.SetTag(ctx, bad, "x"); err == nil {
 			t.Errorf("SetTag(%q) accepted a name that is no file name", bad)
 		}
-	}
-}
-
-func TestFlags(t *testing.T) {
-	s, _ := openSingle(t)
-	ctx := deadline(t, time.Minute)
-
-	for _, name := range []string{FlagForceUpdateECS, FlagMetricExporter} {
-		if err := s.SetFlag(ctx, name); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if on, err := s.Flag(ctx, FlagForceUpdateECS); err != nil || !on {
-		t.Fatalf("set flag reads as %v, %v", on, err)
-	}
-	// The agent consumes force.update.* by clearing it.
-	if err := s.ClearFlag(ctx, FlagForceUpdateECS); err != nil {
-		t.Fatal(err)
-	}
-	if on, err := s.Flag(ctx, FlagForceUpdateECS); err != nil || on {
-		t.Fatalf("cleared flag reads as %v, %v", on, err)
-	}
-	if on, err := s.Flag(ctx, FlagForceUpdatePostgres); err != nil || on {
-		t.Fatalf("never set flag reads as %v, %v", on, err)
-	}
-	flags, err := s.Flags(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, f := range flags {
-		if f.SetAt.IsZero() {
-			t.Errorf("%s has no time", f.Name)
-		}
-		state := "off"
-		if f.On {
-			state = "on"
-		}
-		got = append(got, f.Name+"="+state)
-	}
-	want := []string{"force.update.ecs=off", "metric.exporter=on"}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("Flags = %v, want %v", got, want)
-	}
-	if err := s.SetFlag(ctx, "force/update"); err == nil {
-		t.Error("SetFlag accepted a name that is no file name")
 	}
 }
 
@@ -270,7 +224,7 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetTag(ctx, TagLastMigrationECS, "feed"); err != nil {
+	if err := s.SetTag(ctx, "last_migration_ecs", "feed"); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -286,7 +240,7 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, ok, err := s.Tag(ctx, TagLastMigrationECS); err != nil || !ok || v != "feed" {
+	if v, ok, err := s.Tag(ctx, "last_migration_ecs"); err != nil || !ok || v != "feed" {
 		t.Fatalf("after reopen: %q %v %v", v, ok, err)
 	}
 	var version int
