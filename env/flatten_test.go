@@ -11,7 +11,7 @@ import (
 )
 
 func TestFlattenNames(t *testing.T) {
-	e, _, err := Load("testdata/template-env.yml")
+	e, _, err := parseFixture(t, "template-env.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestShellQuoteMatchesShlex(t *testing.T) {
 // TestFlattenOnlySelected: the keys after the first selected one stay out too (issue 10:
 // "flatten disable_root" printed the DKIM and backup keys and ECS_SETTINGS).
 func TestFlattenOnlySelected(t *testing.T) {
-	e, _, err := Load("testdata/template-env.yml")
+	e, _, err := parseFixture(t, "template-env.yml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"reflect"
 	"regexp"
 	"sort"
@@ -22,15 +21,6 @@ const Header = "#cloud-config"
 
 // MaxSize bounds what Parse accepts; real files are 10–100 KB.
 const MaxSize = 4 << 20
-
-// Load reads and parses the env.yml at path. See Parse.
-func Load(path string) (*Env, []Warning, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	return Parse(path, data)
-}
 
 // Parse decodes env.yml from data; name is used in messages. It returns the env with
 // defaults applied and validated, the warnings, and an ErrorList holding every error
@@ -66,21 +56,17 @@ func Parse(name string, data []byte) (*Env, []Warning, error) {
 	return e, d.warns, nil
 }
 
-// Decode decodes one YAML document strictly into v, a pointer to a struct with yaml
+// DecodeAt decodes one YAML document strictly into v, a pointer to a struct with yaml
 // and env tags, by the rules of env.yml's appliance: section: unknown keys, wrong
 // types and missing required keys are errors with file:line:column. It is for the
-// other YAML files the tools read (extra.yml, …), so they report problems alike.
-// Unlike env.yml, these files may use YAML aliases; the values expanded from aliases
-// are limited to MaxAliasValues. An empty document leaves v unchanged.
-func Decode(name string, data []byte, v any) ([]Warning, error) {
-	_, warns, err := DecodeAt(name, data, v)
-	return warns, err
-}
-
-// DecodeAt is Decode that also says where the values were: the position of each key's
-// value by dotted key path ("appliance.sentry.dsn", "appliance.extra.files.0"), for
-// every key in the file, also when decoding failed. Callers that check values further
-// use it to point at them, and to tell a key set to nothing from an absent one.
+// other YAML files the tools read (extra.yml, agent.yml, …), so they report problems
+// alike. Unlike env.yml, these files may use YAML aliases; the values expanded from
+// aliases are limited to MaxAliasValues. An empty document leaves v unchanged.
+//
+// It also says where the values were: the position of each key's value by dotted key
+// path ("appliance.sentry.dsn", "appliance.extra.files.0"), for every key in the
+// file, also when decoding failed. Callers that check values further use it to point
+// at them, and to tell a key set to nothing from an absent one.
 func DecodeAt(name string, data []byte, v any) (map[string]Position, []Warning, error) {
 	if err := checkText(name, data); err != nil {
 		return nil, nil, err
@@ -147,7 +133,7 @@ func parseDocument(name string, data []byte, aliases bool) (*yaml.Node, error) {
 // Flatten expand them without a schema to stop them.
 const noAliases = "YAML anchors and aliases (&name, *name) are not allowed in env.yml: an alias can expand a small file into gigabytes; write the value out in full"
 
-// MaxAliasValues bounds how many values Decode expands from aliases.
+// MaxAliasValues bounds how many values DecodeAt expands from aliases.
 const MaxAliasValues = 1 << 16
 
 // nodeErrors finds keys defined twice in one mapping, which yaml.v3 reports only when

@@ -17,6 +17,12 @@ func readFixture(t testing.TB, name string) string {
 	return string(b)
 }
 
+// parseFixture parses testdata/name as the tools do: read, then Parse.
+func parseFixture(t testing.TB, name string) (*Env, []Warning, error) {
+	t.Helper()
+	return Parse("testdata/"+name, []byte(readFixture(t, name)))
+}
+
 // edit returns the template env with old replaced by new (exactly once).
 func edit(t testing.TB, old, new string) []byte {
 	t.Helper()
@@ -56,7 +62,7 @@ func wantError(t *testing.T, data []byte, want ...string) {
 }
 
 func TestOriginalDefaultEnvLoads(t *testing.T) {
-	e, warns, err := Load("testdata/default-env.yml")
+	e, warns, err := parseFixture(t, "default-env.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +93,7 @@ func TestOriginalDefaultEnvLoads(t *testing.T) {
 }
 
 func TestOriginalTemplateEnvLoadsWithDefaults(t *testing.T) {
-	e, warns, err := Load("testdata/template-env.yml")
+	e, warns, err := parseFixture(t, "template-env.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,14 +261,14 @@ func TestAliasesRefused(t *testing.T) {
 	wantError(t, merge, "YAML anchors and aliases")
 }
 
-// TestDecodeBoundsAliases: the other files Decode reads may use aliases, but what they
+// TestDecodeBoundsAliases: the other files DecodeAt reads may use aliases, but what they
 // expand to is bounded.
 func TestDecodeBoundsAliases(t *testing.T) {
 	var ok struct {
 		A string `yaml:"a"`
 		B string `yaml:"b"`
 	}
-	if _, err := Decode("agent.yml", []byte("a: &x 1\nb: *x\n"), &ok); err != nil || ok.B != "1" {
+	if _, _, err := DecodeAt("agent.yml", []byte("a: &x 1\nb: *x\n"), &ok); err != nil || ok.B != "1" {
 		t.Fatalf("alias not followed: %+v, %v", ok, err)
 	}
 	// Six levels of nine: 9^6 strings, more than MaxAliasValues.
@@ -270,7 +276,7 @@ func TestDecodeBoundsAliases(t *testing.T) {
 	var deep struct {
 		Z [][][][][][]string `yaml:"z"`
 	}
-	_, err := Decode("agent.yml", []byte(bomb), &deep)
+	_, _, err := DecodeAt("agent.yml", []byte(bomb), &deep)
 	if err == nil || !strings.Contains(err.Error(), "agent.yml:7:4: z: the aliases expand to more than 65536 values") {
 		t.Fatalf("err = %v", err)
 	}
@@ -283,7 +289,7 @@ func TestTextErrorsPositioned(t *testing.T) {
 	wantError(t, edit(t, "  domain: ecs.example.org", "  domain: ecs.ex\x00ample.org"), "env.yml:9:17: a NUL byte")
 	wantError(t, edit(t, "  domain: ecs.example.org", "  domain: \"é\x07\""), "env.yml:9:13: control character U+0007 is not allowed")
 	wantError(t, append([]byte("\xef\xbb\xbf"), readFixture(t, "template-env.yml")...), "env.yml:1:1: the file starts with a UTF-8 byte-order mark (BOM)", "sed -i")
-	if _, err := Decode("extra.yml", []byte("a: \xff\n"), &struct{}{}); err == nil || !strings.HasPrefix(err.Error(), "extra.yml:1:4: this byte is not UTF-8") {
-		t.Errorf("Decode: %v", err)
+	if _, _, err := DecodeAt("extra.yml", []byte("a: \xff\n"), &struct{}{}); err == nil || !strings.HasPrefix(err.Error(), "extra.yml:1:4: this byte is not UTF-8") {
+		t.Errorf("DecodeAt: %v", err)
 	}
 }

@@ -14,8 +14,6 @@ import (
 
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
-
-	"github.com/ethikkom/ecs-appliance/internal/atomicfile"
 )
 
 // VolumeID is the label cloud-init's NoCloud datasource looks for.
@@ -38,21 +36,6 @@ type Files struct {
 // per-instance modules, so a rebuilt seed must not change it.
 func MetaData(domain string) []byte {
 	return fmt.Appendf(nil, "instance-id: iid-cloud-default\nlocal-hostname: %s\n", domain)
-}
-
-// Write atomically replaces path with a seed image holding files. The image holds
-// the env, so it is created 0600. On error neither path nor any temporary file or
-// directory is left behind.
-func Write(path string, files Files) error {
-	out, err := atomicfile.Create(path, atomicfile.Options{Perm: 0o600})
-	if err != nil {
-		return err
-	}
-	defer out.Abort()
-	if err := Fill(out.File, files); err != nil {
-		return err
-	}
-	return out.Commit()
 }
 
 // Fill writes a seed image holding files into out, an empty file open for reading

@@ -31,6 +31,26 @@ func testFiles(t *testing.T) Files {
 	}
 }
 
+// imagePath is where a test writes its image: a name of its own, so that a staging
+// directory left in the shared /dev/shm is this test's (ecs-env's tests and other
+// checkouts stage there too).
+func imagePath(t *testing.T) string {
+	return filepath.Join(t.TempDir(), "cidata-"+rand.Text()+".iso")
+}
+
+// fill creates path as ecs-env does (0600, not there before) and fills it with files.
+func fill(path string, files Files) error {
+	out, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	err = Fill(out, files)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 func run(t *testing.T, name string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(name, args...).CombinedOutput()
@@ -52,19 +72,16 @@ func TestMetaDataIsTheOriginalDefault(t *testing.T) {
 // and cloud-init's NoCloud reader takes user-data and instance-id from them.
 func TestSeedReadByRealTools(t *testing.T) {
 	testtool.Require(t, "blkid", "xorriso")
-	dir := t.TempDir()
-	iso := filepath.Join(dir, "env-cidata.iso")
+	iso := imagePath(t)
+	dir := filepath.Dir(iso)
 	files := testFiles(t)
-	if err := Write(iso, files); err != nil {
+	if err := fill(iso, files); err != nil {
 		t.Fatal(err)
 	}
 
 	st, err := os.Stat(iso)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if st.Mode().Perm() != 0o600 {
-		t.Errorf("mode %v, want 0600", st.Mode().Perm())
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Errorf("directory holds %d entries, want only the image (work files left behind?)", len(ents))
@@ -179,29 +196,37 @@ func checkNoCloud(t *testing.T, seed, work string, files Files) {
 	}
 }
 
-func TestFailedWriteLeavesNothing(t *testing.T) {
-	t.Run("rename onto a directory", func(t *testing.T) {
-		// Everything up to the final rename succeeds, so every cleanup path runs.
-		dir := t.TempDir()
-		target := filepath.Join(dir, "env-cidata.iso")
-		if err := os.Mkdir(target, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := Write(target, testFiles(t)); err == nil {
-			t.Fatal("Write onto a directory succeeded")
-		}
-		assertOnly(t, dir, "env-cidata.iso")
-		assertOnly(t, target)
-		assertNoWorkspace(t, workParent(target), target)
-	})
+// TestFailedFillLeavesNoWorkspace: Fill removes its staging copy of the files also
+// when it fails, before staging or after.
+func TestFailedFillLeavesNoWorkspace(t *testing.T) {
 	t.Run("missing content", func(t *testing.T) {
-		dir := t.TempDir()
+		iso := imagePath(t)
+		dir := filepath.Dir(iso)
 		files := testFiles(t)
 		files.PDF = nil
-		if err := Write(filepath.Join(dir, "env-cidata.iso"), files); err == nil {
-			t.Fatal("Write without a PDF succeeded")
+		if err := fill(iso, files); err == nil {
+			t.Fatal("Fill without a PDF succeeded")
 		}
-		assertOnly(t, dir)
+		assertOnly(t, dir, filepath.Base(iso))
+		assertNoWorkspace(t, workParent(iso), iso)
+	})
+	t.Run("image not writable", func(t *testing.T) {
+		// Staging succeeds, writing the image fails.
+		iso := imagePath(t)
+		dir := filepath.Dir(iso)
+		if err := os.WriteFile(iso, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := os.Open(iso)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Close()
+		if err := Fill(out, testFiles(t)); err == nil {
+			t.Fatal("Fill into a read-only file succeeded")
+		}
+		assertOnly(t, dir, filepath.Base(iso))
+		assertNoWorkspace(t, workParent(iso), iso)
 	})
 }
 
@@ -223,7 +248,7 @@ func assertOnly(t *testing.T, dir string, names ...string) {
 // assertNoWorkspace checks that no staging directory of target's is left in parent.
 func assertNoWorkspace(t *testing.T, parent, target string) {
 	t.Helper()
-	left, _ := filepath.Glob(filepath.Join(parent, "."+filepath.Base(target)+".tmp-*.work-*"))
+	left, _ := filepath.Glob(filepath.Join(parent, "."+filepath.Base(target)+".work-*"))
 	if len(left) > 0 {
 		t.Errorf("staging directories left behind: %v", left)
 	}

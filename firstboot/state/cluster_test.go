@@ -138,9 +138,6 @@ func TestCluster(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if err := writer.store.SetFlag(ctx, FlagForceUpdateECS); err != nil {
-				t.Fatal(err)
-			}
 			// Writes through all nodes at once collide on the leader ("database is
 			// locked") and are retried.
 			errs := make(chan error, len(nodes))
@@ -187,13 +184,13 @@ func TestCluster(t *testing.T) {
 					if attempts++; attempts == 1 {
 						stop()
 					}
-					return setTag(ctx, tx, TagLastBuildECS, "c0ffee")
+					return setTag(ctx, tx, "last_build_ecs", "c0ffee")
 				})
 				if err != nil || attempts < 2 {
 					t.Fatalf("transaction cut by the crash: %v after %d attempts; want success on a retry", err, attempts)
 				}
 				t.Logf("transaction cut by the leader's crash committed %v later", time.Since(lost).Round(time.Millisecond))
-				want[TagLastBuildECS] = "c0ffee"
+				want["last_build_ecs"] = "c0ffee"
 			} else {
 				stop()
 			}
@@ -207,9 +204,6 @@ func TestCluster(t *testing.T) {
 			for _, n := range rest {
 				if got := tagMap(t, ctx, n.store); !reflect.DeepEqual(got, want) {
 					t.Fatalf("node %s serves tags %v, want %v", n.address, got, want)
-				}
-				if on, err := n.store.Flag(ctx, FlagForceUpdateECS); err != nil || !on {
-					t.Fatalf("node %s: flag %v, %v", n.address, on, err)
 				}
 			}
 			if err := rest[0].store.SetTag(ctx, TagLastFailedECS, "bad1"); err != nil {

@@ -54,81 +54,6 @@ func (r *Run) AddPhase(name string, started, ended time.Time, result Result, err
 	return p
 }
 
-// End finishes the run: failed when err is not nil or a phase failed, unchanged when
-// every phase was unchanged, ok otherwise.
-func (r *Run) End(ended time.Time, err error) {
-	r.Ended, r.Result, r.Error = ended, ResultOK, ""
-	unchanged := len(r.Phases) > 0
-	for _, p := range r.Phases {
-		if p.Result == ResultFailed && r.Result != ResultFailed {
-			r.Result, r.Error = ResultFailed, "phase "+p.Name+": "+p.Error
-		}
-		unchanged = unchanged && p.Result == ResultUnchanged
-	}
-	switch {
-	case err != nil:
-		r.Result, r.Error = ResultFailed, err.Error()
-	case r.Result == ResultOK && unchanged:
-		r.Result = ResultUnchanged
-	}
-}
-
-// BeginRun records the start of a run and returns its id. Runs are told apart by
-// their start time, so beginning the same one twice returns the same id.
-func (s *Store) BeginRun(ctx context.Context, started time.Time) (int64, error) {
-	var id int64
-	err := s.transact(ctx, func(tx *sql.Tx) (err error) {
-		id, err = insertRun(ctx, tx, started)
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("state: begin run: %w", err)
-	}
-	return id, nil
-}
-
-// RecordPhase adds a finished phase to the run runID; recording a phase of the same
-// name again replaces it.
-func (s *Store) RecordPhase(ctx context.Context, runID int64, p Phase) error {
-	if err := checkPhase(p); err != nil {
-		return err
-	}
-	err := s.transact(ctx, func(tx *sql.Tx) error {
-		if err := runExists(ctx, tx, runID); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO phases (run_id, seq, name, started, ended, result, error)
-			VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM phases WHERE run_id = ?), ?, ?, ?, ?, ?)
-			ON CONFLICT (run_id, name) DO UPDATE SET started = excluded.started,
-				ended = excluded.ended, result = excluded.result, error = excluded.error`,
-			runID, runID, p.Name, formatTime(p.Started), formatTime(p.Ended), string(p.Result), p.Error)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("state: record phase %s of run %d: %w", p.Name, runID, err)
-	}
-	return nil
-}
-
-// EndRun records the end of the run runID.
-func (s *Store) EndRun(ctx context.Context, runID int64, ended time.Time, result Result, errMsg string) error {
-	if !result.valid() {
-		return fmt.Errorf("state: end run %d: invalid result %q", runID, result)
-	}
-	err := s.transact(ctx, func(tx *sql.Tx) error {
-		if err := runExists(ctx, tx, runID); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `UPDATE runs SET ended = ?, result = ?, error = ? WHERE id = ?`,
-			formatTime(ended), string(result), errMsg, runID)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("state: end run %d: %w", runID, err)
-	}
-	return nil
-}
-
 // SaveRun writes run with all its phases in one transaction, so the stored run then
 // equals run; it sets run.ID when the run was not stored before. Saving again after
 // more phases (or the end) updates the same run.
@@ -256,7 +181,7 @@ func readPhases(ctx context.Context, tx *sql.Tx, limit int, runs []Run, index ma
 }
 
 // insertRun stores a run start, or finds the run that started at the same instant
-// (a retried insert), and returns its id.
+// (a retried save), and returns its id.
 func insertRun(ctx context.Context, tx *sql.Tx, started time.Time) (int64, error) {
 	at := formatTime(started)
 	if _, err := tx.ExecContext(ctx, `INSERT INTO runs (started) VALUES (?) ON CONFLICT (started) DO NOTHING`, at); err != nil {

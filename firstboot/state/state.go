@@ -1,12 +1,12 @@
-// Package state is the first-boot agent's record of what happened: the tags and
-// flags the original appliance kept as files under /app/etc (last_running_ecs,
-// force.update.ecs, …) and one row per boot with the outcome of every phase.
+// Package state is the first-boot agent's record of what happened: the tags the
+// original appliance kept as files under /app/etc (last_running_ecs, …) and one row
+// per boot with the outcome of every phase.
 //
 // It lives in an embedded dqlite node (go-dqlite's app package), bound to loopback
 // unless told otherwise, so a single appliance needs no network while a later
 // multi-node setup can join further nodes to the same store. Nothing secret belongs
-// here: tags hold commit ids and image ids, flags hold names, errors hold the
-// agent's already scrubbed messages.
+// here: tags hold commit ids, versions and hashes, errors hold the agent's already
+// scrubbed messages.
 package state
 
 import (
@@ -146,11 +146,13 @@ var migrations = [][]string{
 			name       TEXT PRIMARY KEY,
 			value      TEXT NOT NULL,
 			updated_at TEXT NOT NULL)`,
+		// flags is for the original's /app/etc/flags (force.update.ecs, …). Nothing
+		// reads or writes it yet; it stays because deployed stores have it.
 		`CREATE TABLE flags (
 			name    TEXT PRIMARY KEY,
 			enabled INTEGER NOT NULL CHECK (enabled IN (0, 1)),
 			set_at  TEXT NOT NULL)`,
-		// started is unique so that BeginRun and SaveRun can be retried safely.
+		// started is unique so that SaveRun can be retried safely.
 		`CREATE TABLE runs (
 			id      INTEGER PRIMARY KEY AUTOINCREMENT,
 			started TEXT NOT NULL UNIQUE,

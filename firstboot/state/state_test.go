@@ -48,17 +48,17 @@ func TestTags(t *testing.T) {
 	before := time.Now()
 	for name, value := range map[string]string{
 		TagLastRunningECS:       "0123abcd",
-		TagLastBuildECS:         "invalid",
+		"last_build_ecs":        "invalid",
 		TagLastRunningAppliance: "v1",
 	} {
 		if err := s.SetTag(ctx, name, value); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.SetTag(ctx, TagLastBuildECS, "0123abcd"); err != nil {
+	if err := s.SetTag(ctx, "last_build_ecs", "0123abcd"); err != nil {
 		t.Fatal(err)
 	}
-	if v, ok, err := s.Tag(ctx, TagLastBuildECS); err != nil || !ok || v != "0123abcd" {
+	if v, ok, err := s.Tag(ctx, "last_build_ecs"); err != nil || !ok || v != "0123abcd" {
 		t.Fatalf("Tag = %q, %v, %v; want the overwritten value", v, ok, err)
 	}
 	if err := s.DeleteTag(ctx, TagLastRunningAppliance); err != nil {
@@ -89,108 +89,48 @@ func TestTags(t *testing.T) {
 	}
 }
 
-func TestFlags(t *testing.T) {
+// TestRuns: runs read back newest first, a run still going without an end, and
+// SaveRun refuses what it cannot store.
+func TestRuns(t *testing.T) {
 	s, _ := openSingle(t)
 	ctx := deadline(t, time.Minute)
 
-	for _, name := range []string{FlagForceUpdateECS, FlagMetricExporter} {
-		if err := s.SetFlag(ctx, name); err != nil {
+	first := &Run{Started: at(0), Ended: at(3), Result: ResultFailed, Error: "phase storage: no disk"}
+	first.AddPhase("discover", at(0), at(1), ResultUnchanged, nil)
+	first.AddPhase("storage", at(1), at(2), ResultOK, errors.New("no disk"))
+	second := &Run{Started: at(10)}
+	for _, r := range []*Run{first, second} {
+		if err := s.SaveRun(ctx, r); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if on, err := s.Flag(ctx, FlagForceUpdateECS); err != nil || !on {
-		t.Fatalf("set flag reads as %v, %v", on, err)
-	}
-	// The agent consumes force.update.* by clearing it.
-	if err := s.ClearFlag(ctx, FlagForceUpdateECS); err != nil {
-		t.Fatal(err)
-	}
-	if on, err := s.Flag(ctx, FlagForceUpdateECS); err != nil || on {
-		t.Fatalf("cleared flag reads as %v, %v", on, err)
-	}
-	if on, err := s.Flag(ctx, FlagForceUpdatePostgres); err != nil || on {
-		t.Fatalf("never set flag reads as %v, %v", on, err)
-	}
-	flags, err := s.Flags(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, f := range flags {
-		if f.SetAt.IsZero() {
-			t.Errorf("%s has no time", f.Name)
-		}
-		state := "off"
-		if f.On {
-			state = "on"
-		}
-		got = append(got, f.Name+"="+state)
-	}
-	want := []string{"force.update.ecs=off", "metric.exporter=on"}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("Flags = %v, want %v", got, want)
-	}
-	if err := s.SetFlag(ctx, "force/update"); err == nil {
-		t.Error("SetFlag accepted a name that is no file name")
-	}
-}
-
-func TestRunsIncremental(t *testing.T) {
-	s, _ := openSingle(t)
-	ctx := deadline(t, time.Minute)
-
-	first, err := s.BeginRun(ctx, at(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if again, err := s.BeginRun(ctx, at(0)); err != nil || again != first {
-		t.Fatalf("beginning the same run again gave %d, %v; want %d (retries must not duplicate)", again, err, first)
-	}
-	phases := []Phase{
-		{Name: "discover", Started: at(0), Ended: at(1), Result: ResultOK},
-		{Name: "storage", Started: at(1), Ended: at(2), Result: ResultFailed, Error: "no disk"},
-	}
-	for _, p := range phases {
-		if err := s.RecordPhase(ctx, first, p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// A phase recorded again replaces the first record and keeps its place.
-	phases[0].Result = ResultUnchanged
-	if err := s.RecordPhase(ctx, first, phases[0]); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.EndRun(ctx, first, at(3), ResultFailed, "phase storage: no disk"); err != nil {
-		t.Fatal(err)
-	}
-	second, err := s.BeginRun(ctx, at(10))
-	if err != nil {
-		t.Fatal(err)
 	}
 
 	runs, err := s.Runs(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Run{
-		{ID: second, Started: at(10)},
-		{ID: first, Started: at(0), Ended: at(3), Result: ResultFailed, Error: "phase storage: no disk", Phases: phases},
-	}
-	if !reflect.DeepEqual(runs, want) {
+	if want := []Run{*second, *first}; !reflect.DeepEqual(runs, want) {
 		t.Fatalf("Runs =\n%+v\nwant\n%+v", runs, want)
 	}
-	if runs, err := s.Runs(ctx, 1); err != nil || len(runs) != 1 || runs[0].ID != second {
+	if runs[1].Phases[1].Result != ResultFailed || runs[1].Phases[1].Error != "no disk" {
+		t.Fatalf("failed phase read back as %+v", runs[1].Phases[1])
+	}
+	if runs, err := s.Runs(ctx, 1); err != nil || len(runs) != 1 || runs[0].ID != second.ID {
 		t.Fatalf("Runs(1) = %+v, %v; want only the newest run", runs, err)
 	}
 
-	if err := s.RecordPhase(ctx, 999, phases[0]); err == nil {
-		t.Error("RecordPhase on a missing run succeeded")
+	for name, bad := range map[string]*Run{
+		"a missing run":          {ID: 999, Started: at(20)},
+		"an invalid run result":  {Started: at(20), Result: "maybe"},
+		"an invalid phase":       {Started: at(20), Phases: []Phase{{Name: "x", Result: "maybe"}}},
+		"a phase without a name": {Started: at(20), Phases: []Phase{{Result: ResultOK}}},
+	} {
+		if err := s.SaveRun(ctx, bad); err == nil {
+			t.Errorf("SaveRun accepted %s", name)
+		}
 	}
-	if err := s.EndRun(ctx, 999, at(3), ResultOK, ""); err == nil {
-		t.Error("EndRun on a missing run succeeded")
-	}
-	if err := s.RecordPhase(ctx, first, Phase{Name: "x", Result: "maybe"}); err == nil {
-		t.Error("RecordPhase accepted an invalid result")
+	if runs, err := s.Runs(ctx, 0); err != nil || len(runs) != 2 {
+		t.Fatalf("%d runs after refused saves, %v; want 2", len(runs), err)
 	}
 }
 
@@ -210,14 +150,15 @@ func TestSaveRun(t *testing.T) {
 	if run.ID == 0 {
 		t.Fatal("SaveRun left the run without an id")
 	}
-	// Later phases go straight to the store, then the run is saved again at its end.
-	p := run.AddPhase("state", at(3), at(4), ResultOK, nil)
-	if err := s.RecordPhase(ctx, run.ID, p); err != nil {
+	// The run is saved again after later phases and at its end, which the agent
+	// records in the Run itself.
+	id := run.ID
+	run.AddPhase("state", at(3), at(4), ResultOK, nil)
+	if err := s.SaveRun(ctx, run); err != nil {
 		t.Fatal(err)
 	}
-	run.AddPhase("prepare", at(4), at(5), ResultOK, errors.New("render nginx.conf: template: bad"))
-	run.End(at(6), nil)
-	id := run.ID
+	p := run.AddPhase("prepare", at(4), at(5), ResultOK, errors.New("render nginx.conf: template: bad"))
+	run.Ended, run.Result, run.Error = at(6), ResultFailed, "phase prepare: "+p.Error
 	if err := s.SaveRun(ctx, run); err != nil {
 		t.Fatal(err)
 	}
@@ -243,37 +184,6 @@ func TestSaveRun(t *testing.T) {
 	}
 }
 
-func TestRunEnd(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		phases  []Result
-		err     error
-		result  Result
-		message string
-	}{
-		{"all unchanged", []Result{ResultUnchanged, ResultUnchanged}, nil, ResultUnchanged, ""},
-		{"one changed", []Result{ResultUnchanged, ResultOK}, nil, ResultOK, ""},
-		{"no phases", nil, nil, ResultOK, ""},
-		{"failed phase", []Result{ResultOK, ResultFailed, ResultFailed}, nil, ResultFailed, "phase p1: boom"},
-		{"run error", []Result{ResultUnchanged}, errors.New("status page"), ResultFailed, "status page"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			run := &Run{Started: at(0)}
-			for i, r := range tc.phases {
-				var err error
-				if r == ResultFailed {
-					err = errors.New("boom")
-				}
-				run.AddPhase(fmt.Sprintf("p%d", i), at(i), at(i+1), r, err)
-			}
-			run.End(at(9), tc.err)
-			if run.Result != tc.result || run.Error != tc.message || !run.Ended.Equal(at(9)) {
-				t.Fatalf("End: %q %q %v; want %q %q", run.Result, run.Error, run.Ended, tc.result, tc.message)
-			}
-		})
-	}
-}
-
 // TestConcurrentWrites: goroutines of the agent may write at the same time without
 // coordinating (dqlite itself would refuse all but one with "database is locked").
 func TestConcurrentWrites(t *testing.T) {
@@ -285,7 +195,7 @@ func TestConcurrentWrites(t *testing.T) {
 		go func() {
 			run := &Run{Started: at(i)}
 			run.AddPhase("discover", at(i), at(i+1), ResultOK, nil)
-			run.End(at(i+1), nil)
+			run.Ended, run.Result = at(i+1), ResultOK
 			errs <- errors.Join(s.SetTag(ctx, fmt.Sprintf("tag%d", i), "v"), s.SaveRun(ctx, run))
 		}()
 	}
@@ -314,7 +224,7 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetTag(ctx, TagLastMigrationECS, "feed"); err != nil {
+	if err := s.SetTag(ctx, "last_migration_ecs", "feed"); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -330,7 +240,7 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, ok, err := s.Tag(ctx, TagLastMigrationECS); err != nil || !ok || v != "feed" {
+	if v, ok, err := s.Tag(ctx, "last_migration_ecs"); err != nil || !ok || v != "feed" {
 		t.Fatalf("after reopen: %q %v %v", v, ok, err)
 	}
 	var version int
@@ -368,7 +278,7 @@ func BenchmarkOpenAndSaveRun(b *testing.B) {
 		for i, name := range phases {
 			run.AddPhase(name, start.Add(time.Duration(i)*time.Second), start.Add(time.Duration(i+1)*time.Second), ResultOK, nil)
 		}
-		run.End(start.Add(8*time.Second), nil)
+		run.Ended, run.Result = start.Add(8*time.Second), ResultOK
 		saveStart := time.Now()
 		if err := s.SaveRun(ctx, run); err != nil {
 			b.Fatal(err)

@@ -30,7 +30,7 @@ Usage:
                                          and reload what changed; services: %s
   appliance-agent renew                  renew the ACME certificate if due (appliance-renew.timer)
   appliance-agent reset-failed           clear the failed state after fixing its cause
-  appliance-agent state                  the recorded tags, flags and recent runs
+  appliance-agent state                  the recorded tags and recent runs
 
 A boot runs these phases: discover (find env.yml: $ENV_YML, /app/env.yml, a cidata or
 config-2 disk, cloud metadata; see /etc/appliance/agent.yml) → activate (validate it,
@@ -171,14 +171,6 @@ func printState(ctx context.Context, root string, out io.Writer) error {
 	fmt.Fprintln(out, "tags:")
 	for _, t := range tags {
 		fmt.Fprintf(out, "  %-24s %s\n", t.Name, t.Value)
-	}
-	flags, err := s.Flags(ctx)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(out, "flags:")
-	for _, f := range flags {
-		fmt.Fprintf(out, "  %-24s %v\n", f.Name, map[bool]string{true: "on", false: "off"}[f.On])
 	}
 	runs, err := s.Runs(ctx, 10)
 	if err != nil {
