@@ -38,7 +38,7 @@ func acmeBoot(t *testing.T, ecsEnv, image string) {
 
 // checkACME: https serves a certificate for the domain that Pebble's CA issued, and
 // status.json names its source.
-func checkACME(t *testing.T, b *booted, pebble *pebbletest.Pebble) {
+func checkACME(t testing.TB, b *booted, pebble *pebbletest.Pebble) {
 	st := b.status(t)
 	if c, _ := st["certificate"].(map[string]any); c == nil || c["source"] != "acme" {
 		t.Errorf("status.json certificate: %v", st["certificate"])
@@ -57,7 +57,7 @@ func checkACME(t *testing.T, b *booted, pebble *pebbletest.Pebble) {
 }
 
 // freePort is a free port on 127.0.0.1.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	_, port, _ := net.SplitHostPort(testtool.FreeAddress(t))
 	p, _ := strconv.Atoi(port)
 	return p

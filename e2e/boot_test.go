@@ -33,13 +33,7 @@ func TestBootImage(t *testing.T) {
 	if image == "" {
 		t.Skip("ECS_E2E_IMAGE is not set: run make e2e, which builds the image first")
 	}
-	testtool.RequireRoot(t)
-	testtool.Require(t, "qemu-system-x86_64", "qemu-img", "blkid", "e2fsck", "partx", "losetup", "ssh", "ssh-keygen", "/usr/bin/python3")
-	bin := t.TempDir()
-	ecsEnv := filepath.Join(bin, "ecs-env")
-	if out, err := exec.Command("go", "build", "-o", ecsEnv, "github.com/ethikkom/ecs-appliance/env-tools/cmd/ecs-env").CombinedOutput(); err != nil {
-		t.Fatalf("go build ecs-env: %v\n%s", err, out)
-	}
+	ecsEnv := prerequisites(t)
 	t.Run("seabios", func(t *testing.T) { fullStack(t, ecsEnv, image) })
 	t.Run("ovmf", func(t *testing.T) {
 		testtool.RequireFile(t, "/usr/share/OVMF/OVMF_CODE.fd")
@@ -47,8 +41,19 @@ func TestBootImage(t *testing.T) {
 	})
 }
 
+// prerequisites checks the tools and builds ecs-env.
+func prerequisites(t testing.TB) (ecsEnv string) {
+	testtool.RequireRoot(t)
+	testtool.Require(t, "qemu-system-x86_64", "qemu-img", "blkid", "e2fsck", "partx", "losetup", "ssh", "ssh-keygen", "/usr/bin/python3")
+	ecsEnv = filepath.Join(t.TempDir(), "ecs-env")
+	if out, err := exec.Command("go", "build", "-o", ecsEnv, "github.com/ethikkom/ecs-appliance/env-tools/cmd/ecs-env").CombinedOutput(); err != nil {
+		t.Fatalf("go build ecs-env: %v\n%s", err, out)
+	}
+	return ecsEnv
+}
+
 // site makes an env with ecs-env new, lets edit change its text, and builds the ISO.
-func site(t *testing.T, ecsEnv, dir string, edit func(string) string) (envPath, iso string) {
+func site(t testing.TB, ecsEnv, dir string, edit func(string) string) (envPath, iso string) {
 	site := filepath.Join(dir, "site")
 	run(t, ecsEnv, "new", domain, "-o", site, "--key-type", "ed25519")
 	envPath = filepath.Join(site, "env.yml")
@@ -65,7 +70,7 @@ func site(t *testing.T, ecsEnv, dir string, edit func(string) string) (envPath, 
 }
 
 // replace replaces old (which must be there) in s.
-func replace(t *testing.T, s, old, new string) string {
+func replace(t testing.TB, s, old, new string) string {
 	t.Helper()
 	if !strings.Contains(s, old) {
 		t.Fatalf("env.yml from ecs-env new has no %q", old)
@@ -80,12 +85,12 @@ func block(text string, indent int) string {
 }
 
 // withSSHKey authorizes the test's key for root.
-func withSSHKey(t *testing.T, s, pub string) string {
+func withSSHKey(t testing.TB, s, pub string) string {
 	return replace(t, s, "ssh_deprecated_keys: []\n", "ssh_authorized_keys:\n  - "+strings.TrimSpace(pub)+"\nssh_deprecated_keys: []\n")
 }
 
 // sshKey makes a key pair for logging into the VM.
-func sshKey(t *testing.T, dir string) (private, public string) {
+func sshKey(t testing.TB, dir string) (private, public string) {
 	private = filepath.Join(dir, "id_ed25519")
 	run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", private)
 	pub, err := os.ReadFile(private + ".pub")
@@ -102,7 +107,7 @@ type vm struct {
 	sshKey                         string
 }
 
-func newVM(t *testing.T, dir, image, iso string, dataDisk bool, ovmf bool, guestPorts ...int) *vm {
+func newVM(t testing.TB, dir, image, iso string, dataDisk bool, ovmf bool, guestPorts ...int) *vm {
 	v := &vm{dir: dir, iso: iso, root: filepath.Join(dir, "root.qcow2"), ports: map[int]string{}}
 	abs, _ := filepath.Abs(image)
 	run(t, "qemu-img", "create", "-f", "qcow2", "-F", "qcow2", "-b", abs, v.root)
@@ -133,7 +138,7 @@ type booted struct {
 
 // boot starts QEMU and waits for the agent's outcome line. When the outcome is not
 // want, the test fails with the agent's lines of this boot.
-func (v *vm) boot(t *testing.T, name, want string) *booted {
+func (v *vm) boot(t testing.TB, name, want string) *booted {
 	t.Helper()
 	b := &booted{v: v, name: name, serial: filepath.Join(v.dir, name+"-serial.log"), qmp: filepath.Join(v.dir, name+".qmp"), exited: make(chan error, 1)}
 	var fwd []string
@@ -175,7 +180,8 @@ func (v *vm) boot(t *testing.T, name, want string) *booted {
 	// The figure the issue asks for: QEMU start to the agent's outcome, under TCG.
 	t.Logf("%s boot: outcome %s %s after QEMU started", name, outcome, time.Since(started).Round(time.Second))
 	if outcome != want {
-		t.Fatalf("%s boot: outcome %q, want %q; the agent's lines of this boot:\n%s", name, outcome, want, agentLines(b.serial))
+		diag, _ := b.trySSH("systemctl --no-pager --failed; journalctl --no-pager -b -p warning -n 60")
+		t.Fatalf("%s boot: outcome %q, want %q; the agent's lines of this boot:\n%s\nfailed units and warnings:\n%s", name, outcome, want, agentLines(b.serial), diag)
 	}
 	return b
 }
@@ -195,7 +201,7 @@ func agentLines(serial string) string {
 }
 
 // powerOff asks the guest to shut down over QMP (ACPI), and stops QEMU if it won't.
-func (b *booted) powerOff(t *testing.T) {
+func (b *booted) powerOff(t testing.TB) {
 	if b.qemu.ProcessState != nil {
 		return
 	}
@@ -237,7 +243,7 @@ func waitOutcome(ctx context.Context, serial string, exited <-chan error) (strin
 }
 
 // ssh runs a shell command in the guest as root and returns its output.
-func (b *booted) ssh(t *testing.T, command string) string {
+func (b *booted) ssh(t testing.TB, command string) string {
 	t.Helper()
 	out, err := b.trySSH(command)
 	if err != nil {
@@ -255,7 +261,7 @@ func (b *booted) trySSH(command string) (string, error) {
 }
 
 // status reads /status.json over http.
-func (b *booted) status(t *testing.T) map[string]any {
+func (b *booted) status(t testing.TB) map[string]any {
 	t.Helper()
 	body, code, err := get(plainClient(), "http://"+b.v.ports[80]+"/status.json")
 	var st map[string]any
@@ -268,14 +274,14 @@ func (b *booted) status(t *testing.T) map[string]any {
 	return st
 }
 
-func run(t *testing.T, name string, args ...string) {
+func run(t testing.TB, name string, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 }
 
-func copyFile(t *testing.T, from, to string) {
+func copyFile(t testing.TB, from, to string) {
 	b, err := os.ReadFile(from)
 	if err != nil {
 		t.Fatal(err)

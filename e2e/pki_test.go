@@ -25,7 +25,7 @@ type ca struct {
 	pem  []byte
 }
 
-func newCA(t *testing.T, name string) *ca {
+func newCA(t testing.TB, name string) *ca {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(1, 0, 0),
@@ -39,7 +39,7 @@ func newCA(t *testing.T, name string) *ca {
 }
 
 // issue makes a certificate for a server name or a client, returning key and cert PEM.
-func (c *ca) issue(t *testing.T, cn string, server bool) (keyPEM, certPEM []byte) {
+func (c *ca) issue(t testing.TB, cn string, server bool) (keyPEM, certPEM []byte) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
 	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn},

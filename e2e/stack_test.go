@@ -47,7 +47,7 @@ func fullStack(t *testing.T, ecsEnv, image string) {
 }
 
 // withDataDisk makes the env ask for ecs-data and ecs-volatile on the VM's second disk.
-func withDataDisk(t *testing.T, s string) string {
+func withDataDisk(t testing.TB, s string) string {
 	i, j := strings.Index(s, "  storage:\n"), strings.Index(s, "  # mail signing key")
 	if i < 0 || j < i {
 		t.Fatal("env.yml from ecs-env new has no storage section where expected")
@@ -66,7 +66,7 @@ func withDataDisk(t *testing.T, s string) string {
 // checkWeb: https serves the env's certificate with TLS 1.2 and 1.3 only; without a
 // client certificate nginx refuses, with one of the env's CA it answers with the
 // status page; http redirects to https; 465 presents the same certificate.
-func checkWeb(t *testing.T, v *vm, serverCert []byte, clientCA *ca) {
+func checkWeb(t testing.TB, v *vm, serverCert []byte, clientCA *ca) {
 	for _, ver := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 		certs, err := handshake(v.ports[443], ver, ver)
 		if err != nil || !sameCert(certs[0], serverCert) {
@@ -105,7 +105,7 @@ func checkWeb(t *testing.T, v *vm, serverCert []byte, clientCA *ca) {
 
 // checkDatabase: the database and the role exist, and the tuning is the formula's
 // for the VM's memory and cores.
-func checkDatabase(t *testing.T, b *booted) {
+func checkDatabase(t testing.TB, b *booted) {
 	psql := func(sql string) string {
 		return strings.TrimSpace(b.ssh(t, "runuser -u postgres -- psql -AtX -c "+shellQuote(sql)))
 	}
@@ -136,7 +136,7 @@ func checkDatabase(t *testing.T, b *booted) {
 
 // checkMail: a message sent with sendmail in the VM carries a DKIM signature that
 // dkimpy on the host verifies against the DNS record ecs-env new printed.
-func checkMail(t *testing.T, b *booted, envPath string) {
+func checkMail(t testing.TB, b *booted, envPath string) {
 	b.ssh(t, `printf 'From: root@e2e.example.org\nTo: someone@example.net\nSubject: e2e\nMessage-ID: <e2e@e2e.example.org>\n\nSigned by opendkim.\n' | /usr/sbin/sendmail -f root@e2e.example.org someone@example.net`)
 	// Nothing can be delivered from the VM (no DNS): the message waits in the queue.
 	var id string
@@ -164,7 +164,7 @@ func checkMail(t *testing.T, b *booted, envPath string) {
 // checkBadInput: a CA file nginx cannot load (written as ECS might break it) makes the
 // watch unit's configure fail, naming the file, while nginx keeps serving; an
 // extra.packages entry that does not exist fails and is named.
-func checkBadInput(t *testing.T, b *booted, serverCert []byte, clientCA *ca) {
+func checkBadInput(t testing.TB, b *booted, serverCert []byte, clientCA *ca) {
 	b.ssh(t, "cp /data/ecs-ca/ca.cert.pem /root/ca.good && echo broken > /data/ecs-ca/ca.cert.pem")
 	var journal string
 	for range 30 {
@@ -187,7 +187,7 @@ func checkBadInput(t *testing.T, b *booted, serverCert []byte, clientCA *ca) {
 	}
 }
 
-func parseCert(t *testing.T, pemData []byte) *x509.Certificate {
+func parseCert(t testing.TB, pemData []byte) *x509.Certificate {
 	b, _ := pem.Decode(pemData)
 	if b == nil {
 		t.Fatal("no PEM certificate")
@@ -200,7 +200,7 @@ func parseCert(t *testing.T, pemData []byte) *x509.Certificate {
 }
 
 // dkimRecord is the one-line TXT value of default._domainkey in the env's DNS how-to.
-func dkimRecord(t *testing.T, envPath string) string {
+func dkimRecord(t testing.TB, envPath string) string {
 	out, err := exec.Command("grep", "-m1", "^#   v=DKIM1;", envPath).Output()
 	if err != nil {
 		t.Fatalf("no DKIM record in %s", envPath)
@@ -211,7 +211,7 @@ func dkimRecord(t *testing.T, envPath string) string {
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // checkDataDisk checks both labels are on the data disk and their filesystems are clean.
-func checkDataDisk(t *testing.T, img string) {
+func checkDataDisk(t testing.TB, img string) {
 	out, err := exec.Command("losetup", "--find", "--show", img).Output()
 	if err != nil {
 		t.Fatalf("losetup: %v", err)

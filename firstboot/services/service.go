@@ -120,10 +120,9 @@ func (c *Context) Write(ctx context.Context, f machine.File) (bool, error) {
 	return changed, err
 }
 
-// Changed records that the current service changed path by other means than Write.
-func (c *Context) Changed(path string) {
-	c.changed[c.service] = append(c.changed[c.service], path)
-}
+// Did records a change no unit needs to take (a database made, a package
+// installed): it counts for the run's outcome only.
+func (c *Context) Did() { c.refreshed = true }
 
 // Note sets what the status page shows for the current service.
 func (c *Context) Note(msg string) { c.notes[c.service] = msg }

@@ -72,7 +72,7 @@ func (Service) Prepare(ctx context.Context, c *services.Context) error {
 			return fmt.Errorf("appliance.extra.packages: cannot install %s: %w", p, err)
 		}
 		c.M.Out.Detail("installed %s", p)
-		c.Changed("package:" + p)
+		c.Did()
 	}
 	return nil
 }

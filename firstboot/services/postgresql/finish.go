@@ -53,13 +53,13 @@ func (Service) Finish(ctx context.Context, c *services.Context) error {
 			return err
 		}
 		c.M.Out.Detail("created role %s", Role)
-		c.Changed("postgresql:role")
+		c.Did()
 	case fresh:
 		if err := exec(ctx, c.M, "", fmt.Sprintf("ALTER ROLE %s LOGIN PASSWORD '%s'", Role, verifier(password))); err != nil {
 			return err
 		}
 		c.M.Out.Detail("set a new password for role %s", Role)
-		c.Changed("postgresql:role")
+		c.Did()
 	}
 	exists, err = query(ctx, c.M, "", "SELECT 1 FROM pg_database WHERE datname = '"+db+"'")
 	if err != nil {
@@ -72,7 +72,7 @@ func (Service) Finish(ctx context.Context, c *services.Context) error {
 			return err
 		}
 		c.M.Out.Detail("created database %s (owner %s, locale de_DE.UTF-8)", db, Role)
-		c.Changed("postgresql:database")
+		c.Did()
 	}
 	ext, err := query(ctx, c.M, db, "SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'")
 	if err != nil {
@@ -83,7 +83,7 @@ func (Service) Finish(ctx context.Context, c *services.Context) error {
 			return err
 		}
 		c.M.Out.Detail("created extension pg_stat_statements in %s", db)
-		c.Changed("postgresql:extension")
+		c.Did()
 	}
 	return nil
 }
@@ -115,16 +115,24 @@ func password(ctx context.Context, c *services.Context, db string) (string, bool
 	}
 	if pw := parseURLFile(data); pw != "" && pw != "invalid" {
 		// Rewrite only if the host part or database changed; the password stays.
-		_, err := c.Write(ctx, urlFile(pw, db))
-		return pw, false, err
+		return pw, false, writeURL(ctx, c, pw, db)
 	}
 	raw := make([]byte, 24)
 	if _, err := rand.Read(raw); err != nil {
 		return "", false, err
 	}
 	pw := hex.EncodeToString(raw)
-	_, err = c.Write(ctx, urlFile(pw, db))
-	return pw, true, err
+	return pw, true, writeURL(ctx, c, pw, db)
+}
+
+// writeURL keeps DATABASE_URL; the file is the application's, the server never
+// reads it, so writing it restarts nothing.
+func writeURL(ctx context.Context, c *services.Context, password, db string) error {
+	changed, err := c.M.WriteFile(ctx, urlFile(password, db))
+	if changed {
+		c.Did()
+	}
+	return err
 }
 
 func urlFile(password, db string) machine.File {
