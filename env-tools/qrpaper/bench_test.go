@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -50,15 +51,19 @@ func BenchmarkRestore(b *testing.B) {
 }
 
 // BenchmarkRestoreScans compares Restore's scanner with zbarimg on simulated
-// print-and-scans (issue 10): the QR pages of a 25 KB env (18 codes) at 140 dpi,
+// print-and-scans (issue 10): the QR pages of a 25 KB env of ecs-env new (20 codes) at 140 dpi,
 // each page degraded at random (randomScanning), one seed per page and trial. Each
 // iteration is one trial, so -benchtime=100x runs 100. It reports the share of codes
 // and of whole sets each reader gets, the codes only zbarimg reads, and the scanner's
 // time per page.
 func BenchmarkRestoreScans(b *testing.B) {
 	testtool.Require(b, "pdftoppm", "convert-im6.q16", "zbarimg")
+	data, err := os.ReadFile("testdata/env-25k.yml")
+	if err != nil {
+		b.Fatal(err)
+	}
 	dir := b.TempDir()
-	pdf, st := renderFile(b, dir, testPaper(fakeEnv(1, 25_000)))
+	pdf, st := renderFile(b, dir, testPaper(data))
 	pages := rasterizeAt(b, 140, pdf, dir, "qr", st.TextPages+1, st.TextPages+st.QRPages)
 	jpg := filepath.Join(dir, "scan.jpg")
 	var trials, zbarCodes, ourCodes, zbarSets, ourSets, zbarOnly int
