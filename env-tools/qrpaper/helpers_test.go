@@ -106,7 +106,13 @@ func run(t testing.TB, dir string, name string, args ...string) string {
 // returns their paths in page order.
 func rasterize(t testing.TB, pdf, dir, prefix string, first, last int) []string {
 	t.Helper()
-	run(t, dir, "pdftoppm", "-r", "150", "-png", "-f", fmt.Sprint(first), "-l", fmt.Sprint(last), pdf, filepath.Join(dir, prefix))
+	return rasterizeAt(t, 150, pdf, dir, prefix, first, last)
+}
+
+// rasterizeAt is rasterize at dpi.
+func rasterizeAt(t testing.TB, dpi int, pdf, dir, prefix string, first, last int) []string {
+	t.Helper()
+	run(t, dir, "pdftoppm", "-r", fmt.Sprint(dpi), "-png", "-f", fmt.Sprint(first), "-l", fmt.Sprint(last), pdf, filepath.Join(dir, prefix))
 	paths, err := filepath.Glob(filepath.Join(dir, prefix+"-*.png"))
 	if err != nil {
 		t.Fatal(err)
@@ -125,4 +131,67 @@ func loadAll(t testing.TB, paths []string) []image.Image {
 		t.Fatal(err)
 	}
 	return imgs
+}
+
+// scanning is one simulated print-and-scan of a page, drawn at random around the
+// conditions of issue 10: rotated up to 3°, blurred, noisy and saved as a poor JPEG.
+type scanning struct {
+	seed    uint64
+	rotate  float64 // degrees
+	blur    float64 // sigma in pixels
+	noise   float64 // ImageMagick's -attenuate for Gaussian noise
+	quality int     // JPEG quality
+}
+
+func randomScanning(seed uint64) scanning {
+	rng := rand.New(rand.NewPCG(seed, 11))
+	return scanning{
+		seed:    seed,
+		rotate:  rng.Float64()*6 - 3,
+		blur:    0.6 + rng.Float64()*0.4,
+		noise:   0.3 + rng.Float64()*0.3,
+		quality: 60 + rng.IntN(16),
+	}
+}
+
+func (s scanning) String() string {
+	return fmt.Sprintf("seed %d: rotate %.2f°, blur σ %.2f, noise %.2f, quality %d", s.seed, s.rotate, s.blur, s.noise, s.quality)
+}
+
+// apply writes the scan of page png to jpg with convert-im6.q16; ImageMagick's noise
+// is seeded too, so that a scan can be made again byte for byte.
+func (s scanning) apply(t testing.TB, png, jpg string) {
+	t.Helper()
+	run(t, filepath.Dir(jpg), "convert-im6.q16", png, "-seed", fmt.Sprint(s.seed%1_000_000),
+		"-rotate", fmt.Sprintf("%.2f", s.rotate), "-blur", fmt.Sprintf("0x%.2f", s.blur),
+		"-attenuate", fmt.Sprintf("%.2f", s.noise), "+noise", "Gaussian", "-quality", fmt.Sprint(s.quality), jpg)
+}
+
+// zbarLabels returns the labels ("003/018") of the codes zbarimg reads in an image.
+func zbarLabels(t testing.TB, path string) map[string]bool {
+	t.Helper()
+	cmd := exec.Command("zbarimg", append(strings.Fields(zbarOpts), path)...)
+	out, err := cmd.Output()
+	// zbarimg exits 4 when it finds no code at all.
+	if exitErr, ok := err.(*exec.ExitError); err != nil && (!ok || exitErr.ExitCode() != 4) {
+		t.Fatalf("zbarimg %s: %v", path, err)
+	}
+	labels := map[string]bool{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if len(line) >= labelLen {
+			labels[line[:labelLen-1]] = true
+		}
+	}
+	return labels
+}
+
+// scanLabels returns the labels of the codes Restore's scanner reads in img.
+func scanLabels(img image.Image) map[string]bool {
+	labels := map[string]bool{}
+	for _, text := range scanImage(img) {
+		if len(text) >= labelLen {
+			labels[text[:labelLen-1]] = true
+		}
+	}
+	return labels
 }

@@ -24,6 +24,7 @@ import (
 	multidetector "github.com/makiuchi-d/gozxing/multi/qrcode/detector"
 	"github.com/makiuchi-d/gozxing/qrcode/decoder"
 	"github.com/makiuchi-d/gozxing/qrcode/detector"
+	xdraw "golang.org/x/image/draw"
 )
 
 // maxEnvBytes bounds what Restore inflates, so that a crafted set of codes cannot
@@ -79,45 +80,97 @@ func Restore(images []image.Image) ([]byte, error) {
 }
 
 // scanImage returns the texts of the QR codes on one page. It looks for the finder
-// patterns of all codes on the page; when that finds fewer than a page's four codes,
-// as on a rotated, blurred or noisy scan it may, it also reads each quadrant on its
-// own, with overlap because scans are not aligned.
+// patterns of all codes on the page; on a rotated, blurred or noisy scan that may
+// miss a pattern, so each quadrant of the 2×2 layout that yielded no code is read
+// again on its own (with overlap, as scans are not aligned), in several ways
+// (retries).
 func scanImage(img image.Image) []string {
-	hints := map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_TRY_HARDER: true}
-	src := gozxing.NewLuminanceSourceFromImage(gray(img))
+	g := gray(img)
+	src := gozxing.NewLuminanceSourceFromImage(g)
+	w, h := src.GetWidth(), src.GetHeight()
+	var done [4]bool // quadrants holding a code read
 	seen := map[string]bool{}
 	var texts []string
-	read := func(bits *gozxing.BitMatrix, info *detector.FinderPatternInfo) {
-		if s, ok := decodeAt(bits, info); ok && !seen[s] {
+	read := func(bits *gozxing.BitMatrix, info *detector.FinderPatternInfo, origin image.Point, scale float64) bool {
+		s, ok := decodeAt(bits, info)
+		if !ok {
+			return false
+		}
+		// The code's centre lies half-way between its top right and bottom left.
+		cx := float64(origin.X) + (info.GetTopRight().GetX()+info.GetBottomLeft().GetX())/2/scale
+		cy := float64(origin.Y) + (info.GetTopRight().GetY()+info.GetBottomLeft().GetY())/2/scale
+		done[quadrant(cx, cy, w, h)] = true
+		if !seen[s] {
 			seen[s] = true
 			texts = append(texts, s)
 		}
+		return true
 	}
 	if bits, err := gozxing.NewHybridBinarizer(src).GetBlackMatrix(); err == nil {
-		infos, _ := multidetector.NewMultiFinderPatternFinder(bits, nil).FindMulti(hints)
+		infos, _ := multidetector.NewMultiFinderPatternFinder(bits, nil).FindMulti(tryHarder)
 		for _, info := range infos {
-			read(bits, info)
+			read(bits, info, image.Point{}, 1)
 		}
 	}
-	if len(texts) >= 4 {
-		return texts
-	}
-	w, h := src.GetWidth(), src.GetHeight()
 	cw, ch := w*6/10, h*6/10
-	for _, corner := range [][2]int{{0, 0}, {w - cw, 0}, {0, h - ch}, {w - cw, h - ch}} {
-		crop, err := src.Crop(corner[0], corner[1], cw, ch)
-		if err != nil {
+	for q, corner := range []image.Point{{0, 0}, {w - cw, 0}, {0, h - ch}, {w - cw, h - ch}} {
+		if done[q] {
 			continue
 		}
-		bits, err := gozxing.NewHybridBinarizer(crop).GetBlackMatrix()
-		if err != nil {
-			continue
-		}
-		if info, err := detector.NewFinderPatternFinder(bits, nil).Find(hints); err == nil {
-			read(bits, info)
+		r := image.Rectangle{Min: corner, Max: corner.Add(image.Pt(cw, ch))}.Add(g.Rect.Min)
+		for _, rt := range retries {
+			bits, ok := rt.binarize(g, r)
+			if !ok {
+				continue
+			}
+			if info, err := detector.NewFinderPatternFinder(bits, nil).Find(tryHarder); err == nil && read(bits, info, corner, rt.scale) {
+				break
+			}
 		}
 	}
 	return texts
+}
+
+var tryHarder = map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_TRY_HARDER: true}
+
+// quadrant numbers the quadrants of a w×h page as the layout does: 0 1 / 2 3.
+func quadrant(x, y float64, w, h int) int {
+	q := 0
+	if x >= float64(w)/2 {
+		q++
+	}
+	if y >= float64(h)/2 {
+		q += 2
+	}
+	return q
+}
+
+// retry is one way to read a quadrant again. The hybrid binarizer thresholds blocks
+// of 8 pixels, so scaling moves the block edges and with them which blurred pixels
+// turn black: a finder pattern lost at one scale is often found at another. The
+// global binarizer helps where the scan's contrast is even but weak.
+type retry struct {
+	scale  float64
+	global bool
+}
+
+var retries = []retry{{1, false}, {1.25, false}, {0.8, false}, {1.5, false}, {1, true}, {1.25, true}}
+
+// binarize scales the region r of g and returns its black and white matrix.
+func (rt retry) binarize(g *image.Gray, r image.Rectangle) (*gozxing.BitMatrix, bool) {
+	crop := g.SubImage(r).(*image.Gray)
+	if rt.scale != 1 {
+		dst := image.NewGray(image.Rect(0, 0, int(float64(r.Dx())*rt.scale), int(float64(r.Dy())*rt.scale)))
+		xdraw.BiLinear.Scale(dst, dst.Rect, crop, r, xdraw.Src, nil)
+		crop = dst
+	}
+	src := gozxing.NewLuminanceSourceFromImage(crop)
+	var b gozxing.Binarizer = gozxing.NewHybridBinarizer(src)
+	if rt.global {
+		b = gozxing.NewGlobalHistgramBinarizer(src)
+	}
+	bits, err := b.GetBlackMatrix()
+	return bits, err == nil
 }
 
 // gray returns img in grey. gozxing reads pixels through image.Image.At, which

@@ -7,8 +7,12 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ethikkom/ecs-appliance/internal/testtool"
 )
 
 // backupTexts returns the code texts Render would print for data.
@@ -160,6 +164,34 @@ func TestRestoreRefusesTamperedCode(t *testing.T) {
 			imgs[1] = codeImage(t, texts[1])
 			if got, err := Restore(imgs); err != nil || !bytes.Equal(got, data) {
 				t.Fatalf("Restore of the intact codes: %v", err)
+			}
+		})
+	}
+}
+
+// TestScanReadsWhatZbarReads: on these simulated print-and-scans (seeded, as in
+// issue 10) the scanner once missed a code that zbarimg read, because the finder
+// pattern search on the whole page and on the code's quadrant both lost one of the
+// code's three finder patterns. testdata/env-25k.yml is a throwaway env of ecs-env new.
+func TestScanReadsWhatZbarReads(t *testing.T) {
+	testtool.Require(t, "pdftoppm", "convert-im6.q16", "zbarimg")
+	data, err := os.ReadFile("testdata/env-25k.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	pdf, st := renderFile(t, dir, testPaper(data))
+	for _, tc := range []struct{ page, seed int }{{5, 404}, {3, 502}} {
+		t.Run(fmt.Sprintf("page %d seed %d", tc.page, tc.seed), func(t *testing.T) {
+			page := st.TextPages + tc.page
+			png := rasterizeAt(t, 140, pdf, t.TempDir(), "qr", page, page)[0]
+			jpg := filepath.Join(filepath.Dir(png), "scan.jpg")
+			scanning{seed: uint64(tc.seed), rotate: 3, blur: 0.9, noise: 0.5, quality: 65}.apply(t, png, jpg)
+			ours := scanLabels(loadAll(t, []string{jpg})[0])
+			for label := range zbarLabels(t, jpg) {
+				if !ours[label] {
+					t.Errorf("zbarimg reads code %s, the scanner does not", label)
+				}
 			}
 		})
 	}
