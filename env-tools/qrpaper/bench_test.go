@@ -2,6 +2,7 @@ package qrpaper
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -21,7 +22,7 @@ func BenchmarkRender(b *testing.B) {
 			var st Stats
 			for b.Loop() {
 				var err error
-				if st, err = Render(io.Discard, testPaper(data)); err != nil {
+				if st, err = Render(context.Background(), io.Discard, testPaper(data)); err != nil {
 					b.Fatal(err)
 				}
 			}

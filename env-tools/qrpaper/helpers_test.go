@@ -2,6 +2,7 @@ package qrpaper
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"fmt"
 	"image"
@@ -77,7 +78,7 @@ func testPaper(data []byte) Paper {
 func renderFile(t testing.TB, dir string, p Paper) (string, Stats) {
 	t.Helper()
 	var buf bytes.Buffer
-	st, err := Render(&buf, p)
+	st, err := Render(context.Background(), &buf, p)
 	if err != nil {
 		t.Fatalf("Render: %v", err)
 	}

@@ -1,6 +1,7 @@
 package qrpaper
 
 import (
+	"context"
 	"encoding/base64"
 	"math/rand/v2"
 	"slices"
@@ -138,7 +139,7 @@ func TestRenderRejectsTooLarge(t *testing.T) {
 		data[i] = byte(rng.UintN(256))
 	}
 	var out strings.Builder
-	st, err := Render(&out, Paper{Domain: "ecs.example.org", Created: time.Now(), Name: "env.yml", Data: data})
+	st, err := Render(context.Background(), &out, Paper{Domain: "ecs.example.org", Created: time.Now(), Name: "env.yml", Data: data})
 	if err == nil {
 		t.Fatal("Render accepted an env over the limit")
 	}

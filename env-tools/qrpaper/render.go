@@ -78,14 +78,10 @@ const (
 	zbarOpts = "--raw -q -Sdisable -Sqrcode.enable"
 )
 
-// Render writes the paper backup of p as an A4 PDF to w.
-func Render(w io.Writer, p Paper) (Stats, error) {
-	return RenderContext(context.Background(), w, p)
-}
-
-// RenderContext is Render that stops early, with ctx's error and nothing written to
-// w, once ctx is done: encoding the codes of a large env takes seconds.
-func RenderContext(ctx context.Context, w io.Writer, p Paper) (Stats, error) {
+// Render writes the paper backup of p as an A4 PDF to w. It stops early, with ctx's
+// error and nothing written to w, once ctx is done: encoding the codes of a large env
+// takes seconds.
+func Render(ctx context.Context, w io.Writer, p Paper) (Stats, error) {
 	sum := sha256.Sum256(p.Data)
 	st := Stats{SHA256: hex.EncodeToString(sum[:])}
 	gz, err := compress(p.Data, sum, p.Created)

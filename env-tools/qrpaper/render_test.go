@@ -276,7 +276,7 @@ func TestRenderContextStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	var buf bytes.Buffer
-	if _, err := RenderContext(ctx, &buf, testPaper(fakeEnv(9, 20000))); !errors.Is(err, context.Canceled) || buf.Len() > 0 {
+	if _, err := Render(ctx, &buf, testPaper(fakeEnv(9, 20000))); !errors.Is(err, context.Canceled) || buf.Len() > 0 {
 		t.Errorf("RenderContext after cancel: %v, %d bytes written", err, buf.Len())
 	}
 }

@@ -122,7 +122,7 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	var pdf bytes.Buffer
-	st, err := qrpaper.RenderContext(ctx, &pdf, qrpaper.Paper{Domain: e.Appliance.Domain, Created: now, Name: "env.yml", Data: raw})
+	st, err := qrpaper.Render(ctx, &pdf, qrpaper.Paper{Domain: e.Appliance.Domain, Created: now, Name: "env.yml", Data: raw})
 	if err := interrupted(ctx); err != nil {
 		return err
 	}
