@@ -150,7 +150,8 @@ func checkMail(t testing.TB, b *booted, envPath string) {
 		time.Sleep(2 * time.Second)
 	}
 	if id == "" {
-		t.Fatal("the message is not in postfix's queue")
+		diag, _ := b.trySSH("postqueue -p; journalctl --no-pager -b -n 40 -u postfix@- -u opendkim")
+		t.Fatalf("the message is not in postfix's queue:\n%s", diag)
 	}
 	msg := b.ssh(t, "postcat -hb -q "+id)
 	if !strings.Contains(msg, "DKIM-Signature:") {

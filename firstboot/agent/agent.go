@@ -152,14 +152,14 @@ func (b *boot) finish(ctx context.Context) error {
 	}
 	switch {
 	case b.standby:
-		fmt.Fprintln(b.opt.Out, "appliance-agent: outcome standby (appliance.standby is true: nothing started)")
+		b.m.Out.Line("outcome standby (appliance.standby is true: nothing started)")
 	case b.run.Phases[len(b.run.Phases)-1].Name == "verify":
 		// The application (ECS) is not one of the stack's services yet: the host
 		// services are up, and the page stays until an application serves.
 		b.publish(status.Ready, "Appliance Ready", "The host services are up; no application is deployed on this appliance yet.", "")
-		fmt.Fprintf(b.opt.Out, "appliance-agent: outcome %s\n", outcomeWord(result))
+		b.m.Out.Line("outcome %s", outcomeWord(result))
 	default:
-		fmt.Fprintf(b.opt.Out, "appliance-agent: outcome %s (stopped after %s)\n", outcomeWord(result), b.opt.Until)
+		b.m.Out.Line("outcome %s (stopped after %s)", outcomeWord(result), b.opt.Until)
 	}
 	return nil
 }
@@ -180,13 +180,13 @@ func (b *boot) fail(ctx context.Context, phase string, err error) error {
 	if werr := os.MkdirAll(filepath.Dir(b.path(FailedPath)), 0o755); werr == nil {
 		werr = os.WriteFile(b.path(FailedPath), []byte(phase+"\n"), 0o644)
 		if werr != nil {
-			fmt.Fprintf(b.opt.Out, "appliance-agent: cannot write %s: %v\n", FailedPath, werr)
+			b.m.Out.Line("cannot write %s: %v", FailedPath, werr)
 		}
 	}
 	if serr := b.recordFailure(context.WithoutCancel(ctx)); serr != nil {
-		fmt.Fprintf(b.opt.Out, "appliance-agent: failure not recorded in the state store: %v\n", serr)
+		b.m.Out.Line("failure not recorded in the state store: %v", serr)
 	}
-	fmt.Fprintf(b.opt.Out, "appliance-agent: outcome failed in %s: %v\n", phase, err)
+	b.m.Out.Line("outcome failed in %s: %v", phase, err)
 	return fmt.Errorf("%s: %w", phase, err)
 }
 
@@ -250,7 +250,7 @@ func (b *boot) publish(state, title, msg, phase string) {
 		s.Source, s.SHA256 = b.found.Source+" ("+b.found.From+")", b.found.SHA256
 	}
 	if err := status.Publish(b.root, s); err != nil {
-		fmt.Fprintf(b.opt.Out, "appliance-agent: cannot publish status: %v\n", err)
+		b.m.Out.Line("cannot publish status: %v", err)
 	}
 }
 

@@ -37,7 +37,7 @@ func (b *boot) discover(ctx context.Context) (bool, error) {
 	res, err := Discover(ctx, b.root, b.opt.Devices, b.opt.EnvYML)
 	if res != nil {
 		for _, r := range res.Reports {
-			fmt.Fprintf(b.opt.Out, "appliance-agent:   source %-11s %s\n", r.Source, reportLine(r))
+			b.m.Out.Detail("source %-11s %s", r.Source, reportLine(r))
 		}
 	}
 	if err != nil {
@@ -64,7 +64,7 @@ func (b *boot) activate(ctx context.Context) (bool, error) {
 	name := b.found.Source + ":" + b.found.From
 	e, warns, err := env.Parse(name, b.found.Document)
 	for _, w := range warns {
-		fmt.Fprintf(b.opt.Out, "appliance-agent:   %s\n", w)
+		b.m.Out.Detail("%s", w)
 	}
 	if err != nil {
 		return false, fmt.Errorf("env.yml is invalid:\n%w", err)
