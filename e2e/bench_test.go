@@ -102,7 +102,7 @@ func bare(b *testing.B, dir, image, iso string) time.Duration {
 	}
 	serial := filepath.Join(dir, "bare-serial.log")
 	start := time.Now()
-	q := exec.Command("qemu-system-x86_64", "-accel", "tcg", "-m", "2048", "-smp", "2", "-nographic", "-no-reboot",
+	q := exec.Command("qemu-system-x86_64", "-accel", "tcg,thread=single", "-m", "2048", "-smp", "2", "-nographic", "-no-reboot",
 		"-serial", "file:"+serial, "-monitor", "none", "-drive", "file="+raw+",if=virtio,format=raw",
 		"-drive", "file="+iso+",media=cdrom,readonly=on", "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0")
 	if err := q.Start(); err != nil {
