@@ -18,10 +18,11 @@ import (
 )
 
 // Reconfigure applies the active env to the named services (all when none) on a
-// machine that has booted, and reloads or restarts what changed: what the admin runs
-// after editing a service's inputs, and what appliance-ecs-ca.service runs when ECS
-// renews its CA or CRL.
-func Reconfigure(ctx context.Context, opt Options, names []string) error {
+// machine that has booted, and reloads or restarts what changed — with reload, the
+// named services' units in any case, after their check: what the admin runs after
+// editing a service's inputs, and what appliance-ecs-ca.service runs when ECS renews
+// its CA or CRL.
+func Reconfigure(ctx context.Context, opt Options, names []string, reload bool) error {
 	stack, err := pick(names)
 	if err != nil {
 		return err
@@ -34,6 +35,9 @@ func Reconfigure(ctx context.Context, opt Options, names []string) error {
 	b.update(states)
 	if err != nil {
 		return err
+	}
+	if reload {
+		return b.refresh(ctx, stack...)
 	}
 	return b.refresh(ctx)
 }

@@ -276,27 +276,33 @@ func (b *boot) start(ctx context.Context) (bool, error) {
 	return changed, nil
 }
 
-// refresh reloads or restarts the running units whose files changed.
-func (b *boot) refresh(ctx context.Context) error {
+// refresh reloads or restarts the running units whose files changed (and those of
+// force), each after its service's check of what they would load.
+func (b *boot) refresh(ctx context.Context, force ...services.Service) error {
 	sd := b.m.Systemd
-	reload, restart := services.Refresh(b.sc, Stack)
+	changes := services.Refresh(b.sc, Stack, force...)
 	defer b.sc.Refreshed()
-	active, err := sd.Active(ctx, append(slices.Clone(reload), restart...))
-	if err != nil {
-		return err
-	}
-	running := func(units []string) []string {
-		return slices.DeleteFunc(slices.Clone(units), func(u string) bool { return !slices.Contains(active, u) })
-	}
-	if u := running(restart); len(u) > 0 {
-		b.m.Out.Detail("restarting %s: their configuration changed", strings.Join(u, " "))
-		if err := sd.Restart(ctx, u...); err != nil {
+	for _, ch := range changes {
+		active, err := sd.Active(ctx, ch.Units)
+		if err != nil || len(active) == 0 {
 			return err
 		}
-	}
-	if u := running(reload); len(u) > 0 {
-		b.m.Out.Detail("reloading %s: their configuration changed", strings.Join(u, " "))
-		return sd.ReloadOrRestart(ctx, u...)
+		name := ch.Service.Spec(b.env).Name
+		if lc, ok := ch.Service.(services.LiveChecker); ok {
+			if err := lc.CheckLive(ctx, b.sc); err != nil {
+				return fmt.Errorf("service %s: %s not reloaded, what it would load fails its check: %w", name, strings.Join(active, " "), err)
+			}
+		}
+		if ch.Restart {
+			b.m.Out.Detail("restarting %s: its configuration changed", strings.Join(active, " "))
+			err = sd.Restart(ctx, active...)
+		} else {
+			b.m.Out.Detail("reloading %s: its configuration changed", strings.Join(active, " "))
+			err = sd.ReloadOrRestart(ctx, active...)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }

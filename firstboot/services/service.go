@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ethikkom/ecs-appliance/env"
@@ -221,27 +222,44 @@ func Units(e *env.Env, stack []Service) []string {
 	return units
 }
 
-// Refresh returns the units whose configuration this run changed, split by how they
-// take it: a service's own files or the files it watches.
-func Refresh(c *Context, stack []Service) (reload, restart []string) {
+// LiveChecker is a service that can check the configuration its running units would
+// load, before they are reloaded or restarted: files of other services it reads (a
+// CA, a certificate) may have changed underneath.
+type LiveChecker interface {
+	CheckLive(ctx context.Context, c *Context) error
+}
+
+// Change is a service whose running units must take a change.
+type Change struct {
+	Service Service
+	Units   []string // its service units (a path or timer unit keeps running)
+	Restart bool     // else reload-or-restart
+}
+
+// Refresh returns the services whose files, or files they watch, this run changed,
+// and those in force whatever changed.
+func Refresh(c *Context, stack []Service, force ...Service) []Change {
 	var all []string
 	for _, p := range c.changed {
 		all = append(all, p...)
 	}
+	var out []Change
 	for _, s := range stack {
 		spec := s.Spec(c.Env)
-		hit := len(c.changed[spec.Name]) > 0
+		hit := len(c.changed[spec.Name]) > 0 || slices.Contains(force, s)
 		for _, w := range spec.Watch {
 			hit = hit || slices.Contains(all, w)
 		}
 		if !hit {
 			continue
 		}
-		if spec.Reload == Restart {
-			restart = append(restart, spec.Units...)
-		} else {
-			reload = append(reload, spec.Units...)
+		ch := Change{Service: s, Restart: spec.Reload == Restart}
+		for _, u := range spec.Units {
+			if strings.HasSuffix(u, ".service") {
+				ch.Units = append(ch.Units, u)
+			}
 		}
+		out = append(out, ch)
 	}
-	return reload, restart
+	return out
 }

@@ -5,13 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,7 +17,6 @@ import (
 	sshcomm "github.com/hashicorp/packer-plugin-sdk/sdk-internals/communicator/ssh"
 
 	"github.com/ethikkom/ecs-appliance/images"
-	"github.com/ethikkom/ecs-appliance/internal/testtool"
 )
 
 func TestPrepareChecksConfig(t *testing.T) {
@@ -156,7 +153,6 @@ func TestProvisionOverSSH(t *testing.T) {
 		t.Errorf("second run changed the root:\n%s", strings.Join(d, "\n"))
 	}
 
-	checkStatusPage(t, root)
 }
 
 // checkInstalled looks at the provisioned root with its own tools.
@@ -205,81 +201,6 @@ func checkInstalled(t *testing.T, root string, agentData []byte) {
 	}
 	if locales := inRoot(t, root, "locale", "-a"); !strings.Contains(locales, "de_DE.utf8") {
 		t.Errorf("de_DE.UTF-8 not generated: %s", locales)
-	}
-}
-
-// checkStatusPage runs the root's nginx with the installed site on a free port and
-// checks the 503 page, Retry-After and status.json, then that without the page the
-// request goes on to the application.
-func checkStatusPage(t *testing.T, root string) {
-	t.Helper()
-	site, err := os.ReadFile(filepath.Join(root, "etc/nginx/sites-available/appliance"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := testtool.FreeAddress(t)
-	site = bytes.ReplaceAll(site, []byte("listen 80 default_server;"), []byte("listen "+addr+";"))
-	site = bytes.ReplaceAll(site, []byte("listen [::]:80 default_server;"), nil)
-	conf := "events {}\nhttp {\n include /etc/nginx/mime.types;\n access_log off;\n include /tmp/status-test-site.conf;\n}\n"
-	for name, data := range map[string][]byte{
-		"tmp/status-test-site.conf":  site,
-		"tmp/status-test-nginx.conf": []byte(conf),
-		"var/www/html/503.html":      []byte("<h1>Appliance Starting</h1>\n"),
-		"run/appliance/status.json":  []byte(`{"state":"starting"}` + "\n"),
-	} {
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(root, name), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	nginx := exec.Command("chroot", root, "nginx", "-c", "/tmp/status-test-nginx.conf",
-		"-g", "daemon off; pid /tmp/status-test-nginx.pid; error_log stderr;")
-	var log bytes.Buffer
-	nginx.Stdout, nginx.Stderr = &log, &log
-	nginx.WaitDelay = 5 * time.Second
-	if err := nginx.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		// SIGQUIT: the master stops its workers too.
-		_ = nginx.Process.Signal(syscall.SIGQUIT)
-		_ = nginx.Wait()
-		if t.Failed() {
-			t.Logf("nginx:\n%s", log.String())
-		}
-	}()
-	base := "http://" + addr
-	get := func(path string) (*http.Response, string) {
-		t.Helper()
-		var resp *http.Response
-		var err error
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			if resp, err = http.Get(base + path); err == nil || time.Now().After(deadline) {
-				break
-			}
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp, string(body)
-	}
-	resp, body := get("/some/page")
-	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "30" || !strings.Contains(body, "Appliance Starting") {
-		t.Errorf("with the page: %s, Retry-After %q, body %q", resp.Status, resp.Header.Get("Retry-After"), body)
-	}
-	resp, body = get("/status.json")
-	if resp.StatusCode != 200 || !strings.Contains(body, `"starting"`) || resp.Header.Get("Content-Type") != "application/json" {
-		t.Errorf("status.json: %s %q %q", resp.Status, resp.Header.Get("Content-Type"), body)
-	}
-	if err := os.Remove(filepath.Join(root, "var/www/html/503.html")); err != nil {
-		t.Fatal(err)
-	}
-	if resp, _ = get("/"); resp.StatusCode == 503 {
-		t.Errorf("without the page nginx still answers %s", resp.Status)
 	}
 }
 

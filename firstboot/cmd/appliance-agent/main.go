@@ -26,8 +26,11 @@ Usage:
   appliance-agent boot [--until PHASE]   the whole run (what appliance-agent.service does)
   appliance-agent discover               which env.yml source would be used, and why; changes nothing
   appliance-agent status                 what the appliance is doing (also /run/appliance/status.json)
-  appliance-agent configure [SERVICE...] apply the active env to these services again (all if none)
-                                         and reload what changed; services: %s
+  appliance-agent configure [--reload] [SERVICE...]
+                                         apply the active env to these services again (all if
+                                         none) and reload what changed (--reload: their units in
+                                         any case, after checking what they would load);
+                                         services: %s
   appliance-agent renew                  renew the ACME certificate if due (appliance-renew.timer)
   appliance-agent reset-failed           clear the failed state after fixing its cause
   appliance-agent state                  the recorded tags and recent runs
@@ -79,6 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var devs devices
 	fs.Var(&devs, "device", "")
 	until := fs.String("until", "", "")
+	reload := fs.Bool("reload", false, "")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, helpText())
@@ -87,7 +91,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "appliance-agent %s: %v\n\n%s", cmd, err, helpText())
 		return 2
 	}
-	if fs.NArg() > 0 && cmd != "configure" || *until != "" && cmd != "boot" {
+	if fs.NArg() > 0 && cmd != "configure" || *until != "" && cmd != "boot" || *reload && cmd != "configure" {
 		fmt.Fprintf(stderr, "appliance-agent %s: unexpected arguments\n\n%s", cmd, helpText())
 		return 2
 	}
@@ -100,7 +104,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "boot":
 		err = agent.Boot(ctx, agent.Options{Root: *root, Devices: devs, EnvYML: os.Getenv("ENV_YML"), Until: *until, Out: stdout})
 	case "configure":
-		err = agent.Reconfigure(ctx, agent.Options{Root: *root, Out: stdout}, fs.Args())
+		err = agent.Reconfigure(ctx, agent.Options{Root: *root, Out: stdout}, fs.Args(), *reload)
 	case "renew":
 		err = agent.Renew(ctx, agent.Options{Root: *root, Out: stdout})
 	case "discover":

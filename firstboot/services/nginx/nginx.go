@@ -30,8 +30,8 @@ import (
 )
 
 const (
-	// SitePath is the server configuration; the image links it into sites-enabled.
-	SitePath = "/etc/nginx/sites-available/appliance"
+	// SitePath is the server configuration (Debian's nginx.conf includes sites-enabled).
+	SitePath = "/etc/nginx/sites-enabled/appliance"
 	// The client-certificate CA and its CRL, made by ECS at bootstrap.
 	CAPath  = "/data/ecs-ca/ca.cert.pem"
 	CRLPath = "/data/ecs-ca/crl.pem"
@@ -116,6 +116,17 @@ func check(p params) func(context.Context, *machine.Machine, string) error {
 		_, err = m.Run(ctx, machine.Command{Name: "nginx", Args: []string{"-t", "-q", "-p", dir, "-c", conf}})
 		return err
 	}
+}
+
+// CheckLive has nginx test the configuration it would load on a reload: the CA or
+// CRL ECS writes may be broken, and nginx would then refuse to reload, or, restarted,
+// not start.
+func (Service) CheckLive(ctx context.Context, c *services.Context) error {
+	if !c.M.Live() {
+		return nil
+	}
+	_, err := c.M.Run(ctx, machine.Command{Name: "nginx", Args: []string{"-t", "-q"}})
+	return err
 }
 
 // Prepare makes a placeholder client-certificate CA until ECS has made its own, so
