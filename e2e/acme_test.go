@@ -52,7 +52,7 @@ func checkACME(t testing.TB, b *booted, pebble *pebbletest.Pebble) {
 		inter.AddCert(c)
 	}
 	if _, err := certs[0].Verify(x509.VerifyOptions{DNSName: domain, Roots: pebble.Roots(t), Intermediates: inter}); err != nil {
-		t.Errorf("the certificate on 443 is not from Pebble for %s: %v", domain, err)
+		t.Errorf("the certificate on 443 (issuer %q) is not from Pebble for %s: %v", certs[0].Issuer, domain, err)
 	}
 }
 

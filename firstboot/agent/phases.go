@@ -284,8 +284,11 @@ func (b *boot) refresh(ctx context.Context, force ...services.Service) error {
 	defer b.sc.Refreshed()
 	for _, ch := range changes {
 		active, err := sd.Active(ctx, ch.Units)
-		if err != nil || len(active) == 0 {
+		if err != nil {
 			return err
+		}
+		if len(active) == 0 {
+			continue // not running (yet): starting them reads the new files
 		}
 		name := ch.Service.Spec(b.env).Name
 		if lc, ok := ch.Service.(services.LiveChecker); ok {

@@ -102,9 +102,9 @@ type Context struct {
 
 // Certificate is the server certificate in use.
 type Certificate struct {
-	Source   string // "env", "acme", "self-signed"
-	NotAfter time.Time
-	Notice   string // a warning for the status page, e.g. a failed renewal
+	Source   string    `json:"source"` // "env", "acme", "self-signed"
+	NotAfter time.Time `json:"not_after"`
+	Notice   string    `json:"notice,omitempty"` // a warning, e.g. a failed renewal
 }
 
 // NewContext returns a context for one run.
