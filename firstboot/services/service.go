@@ -94,7 +94,7 @@ type Context struct {
 
 	service   string              // the service being configured
 	changed   map[string][]string // service → paths it changed, since Refreshed
-	refreshed bool                // changes were made before the last Refreshed
+	refreshed bool                // changes before the last Refreshed, or Did
 	notes     map[string]string   // service → what it wants the status to show
 	// Certificate is the server certificate in use, set by the TLS service.
 	Certificate *Certificate
