@@ -188,18 +188,24 @@ func (v *vm) boot(t testing.TB, name, want string) *booted {
 	return b
 }
 
-// agentLines are the agent's lines on the serial console.
+// agentLines are the agent's lines on the serial console: its own, or, where the
+// console interleaved them with the kernel's, the journal's copies.
 func agentLines(serial string) string {
 	data, _ := os.ReadFile(serial)
-	var lines []string
+	var own, journal []string
 	sc := bufio.NewScanner(strings.NewReader(string(data)))
 	for sc.Scan() {
-		// The console has the agent's own lines and the journal's copies of them.
-		if l := strings.TrimSpace(sc.Text()); strings.HasPrefix(l, "appliance-agent:") {
-			lines = append(lines, l)
+		l := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(l, "appliance-agent:") {
+			own = append(own, l)
+		} else if _, after, ok := strings.Cut(l, "]: appliance-agent:"); ok && strings.Contains(l, "appliance-agent[") {
+			journal = append(journal, "appliance-agent:"+after)
 		}
 	}
-	return strings.Join(lines, "\n")
+	if len(journal) > len(own) {
+		own = journal
+	}
+	return strings.Join(own, "\n")
 }
 
 // powerOff asks the guest to shut down over QMP (ACPI), and stops QEMU if it won't.
