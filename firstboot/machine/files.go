@@ -189,3 +189,20 @@ func (m *Machine) Localize(text []byte, paths ...string) []byte {
 	}
 	return text
 }
+
+// Scratch writes files (name → content) into a new temporary directory (0700) for a
+// checker to run its tool on, and returns it with the function that removes it.
+func Scratch(files map[string][]byte) (dir string, remove func(), err error) {
+	dir, err = os.MkdirTemp("", "appliance-check-")
+	if err != nil {
+		return "", nil, err
+	}
+	remove = func() { os.RemoveAll(dir) }
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			remove()
+			return "", nil, err
+		}
+	}
+	return dir, remove, nil
+}

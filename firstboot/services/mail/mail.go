@@ -125,21 +125,15 @@ func (Service) Files(c *services.Context) ([]machine.File, error) {
 // parameter, a bad master.cf line) rejects it.
 func checkPostfix(as, other string, otherData []byte) func(context.Context, *machine.Machine, string) error {
 	return func(ctx context.Context, m *machine.Machine, candidate string) error {
-		dir, err := os.MkdirTemp("", "postfix-check-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
 		text, err := os.ReadFile(candidate)
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(dir, as), text, 0o644); err != nil {
+		dir, remove, err := machine.Scratch(map[string][]byte{as: text, other: otherData})
+		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(dir, other), otherData, 0o644); err != nil {
-			return err
-		}
+		defer remove()
 		// postconf exits 0 on unknown parameters and bad lines, but warns.
 		for _, args := range [][]string{{"-c", dir, "-n"}, {"-c", dir, "-M"}} {
 			var warnings bytes.Buffer
@@ -160,19 +154,15 @@ func checkOpenDKIM(ctx context.Context, m *machine.Machine, candidate string) er
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "opendkim-check-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
 	if !m.Live() {
 		// A tree under /tmp is writable by others, which opendkim rightly refuses for keys.
 		text = append(m.Localize(text, DKIMKeyPath), "RequireSafeKeys no\n"...)
 	}
-	conf := filepath.Join(dir, "opendkim.conf")
-	if err := os.WriteFile(conf, text, 0o600); err != nil {
+	dir, remove, err := machine.Scratch(map[string][]byte{"opendkim.conf": text})
+	if err != nil {
 		return err
 	}
-	_, err = m.Run(ctx, machine.Command{Name: "opendkim", Args: []string{"-n", "-x", conf}})
+	defer remove()
+	_, err = m.Run(ctx, machine.Command{Name: "opendkim", Args: []string{"-n", "-x", filepath.Join(dir, "opendkim.conf")}})
 	return err
 }

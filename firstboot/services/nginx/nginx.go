@@ -94,26 +94,21 @@ func (Service) Files(c *services.Context) ([]machine.File, error) {
 // touching the configuration nginx runs with.
 func check(p params) func(context.Context, *machine.Machine, string) error {
 	return func(ctx context.Context, m *machine.Machine, candidate string) error {
-		dir, err := os.MkdirTemp("", "nginx-check-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
 		text, err := os.ReadFile(candidate)
 		if err != nil {
 			return err
 		}
-		text = m.Localize(text, p.Cert, p.Key, p.CA, p.CRL, p.Webroot)
-		site := filepath.Join(dir, "site.conf")
-		main := fmt.Sprintf("pid %s/nginx.pid;\nerror_log stderr;\nevents {}\nhttp {\n    include /etc/nginx/mime.types;\n    access_log off;\n    include %s;\n}\n", dir, site)
-		conf := filepath.Join(dir, "nginx.conf")
-		if err := os.WriteFile(site, text, 0o600); err != nil {
+		// Relative paths are the scratch directory's (nginx -p).
+		const main = "pid nginx.pid;\nerror_log stderr;\nevents {}\nhttp {\n    include /etc/nginx/mime.types;\n    access_log off;\n    include site.conf;\n}\n"
+		dir, remove, err := machine.Scratch(map[string][]byte{
+			"site.conf":  m.Localize(text, p.Cert, p.Key, p.CA, p.CRL, p.Webroot),
+			"nginx.conf": []byte(main),
+		})
+		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(conf, []byte(main), 0o600); err != nil {
-			return err
-		}
-		_, err = m.Run(ctx, machine.Command{Name: "nginx", Args: []string{"-t", "-q", "-p", dir, "-c", conf}})
+		defer remove()
+		_, err = m.Run(ctx, machine.Command{Name: "nginx", Args: []string{"-t", "-q", "-p", dir, "-c", filepath.Join(dir, "nginx.conf")}})
 		return err
 	}
 }

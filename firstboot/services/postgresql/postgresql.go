@@ -134,20 +134,17 @@ func quoteHBA(name string) string {
 // directory): an unknown setting or a bad value fails, as it would at start.
 func check(version string) func(context.Context, *machine.Machine, string) error {
 	return func(ctx context.Context, m *machine.Machine, candidate string) error {
-		dir, err := os.MkdirTemp("", "postgresql-check-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		// Only the candidate: the cluster's own postgresql.conf names paths of the machine.
-		conf := filepath.Join(dir, "postgresql.conf")
 		text, err := os.ReadFile(candidate)
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(conf, text, 0o644); err != nil {
+		// Only the candidate: the cluster's own postgresql.conf names paths of the machine.
+		dir, remove, err := machine.Scratch(map[string][]byte{"postgresql.conf": text})
+		if err != nil {
 			return err
 		}
+		defer remove()
+		conf := filepath.Join(dir, "postgresql.conf")
 		uid, gid, err := machine.HostAccounts().Resolve("postgres")
 		if err != nil {
 			return err

@@ -9,7 +9,6 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -76,17 +75,13 @@ func check(data []byte) func(context.Context, *machine.Machine, string) error {
 		text = strings.ReplaceAll(text, "0.0.0.0:25\n", "127.0.0.1:0\n")
 		text = strings.ReplaceAll(text, "0.0.0.0:465\n", "127.0.0.1:0\n")
 		text = strings.ReplaceAll(text, "setuid = stunnel4\nsetgid = stunnel4\n", "")
-		text = string(m.Localize([]byte(text), tls.CertPath, tls.KeyPath))
-		dir, err := os.MkdirTemp("", "stunnel-check-")
+		text = strings.Replace(text, "syslog = no\n", "syslog = no\ndebug = notice\n", 1)
+		dir, remove, err := machine.Scratch(map[string][]byte{"check.conf": m.Localize([]byte(text), tls.CertPath, tls.KeyPath)})
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(dir)
-		path := filepath.Join(dir, "check.conf")
-		if err := os.WriteFile(path, []byte(strings.Replace(text, "syslog = no\n", "syslog = no\ndebug = notice\n", 1)), 0o600); err != nil {
-			return err
-		}
-		return loads(ctx, path)
+		defer remove()
+		return loads(ctx, filepath.Join(dir, "check.conf"))
 	}
 }
 
