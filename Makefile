@@ -35,8 +35,8 @@ build: appliance-agent-static
 
 ## test: install the Debian tools the tests need (when missing), run every test, then
 ## each fuzz target for a short fixed time.
-test: test-deps
-	$(GO) test -timeout 25m ./...
+test: test-deps appliance-agent-static
+	ECS_AGENT_BINARY=$(abspath $(BIN))/appliance-agent $(GO) test -timeout 25m ./...
 	@for t in $(FUZZ_TARGETS); do \
 		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZ_TIME) "$${t%%:*}" || exit 1; \
 	done

@@ -44,7 +44,9 @@ func (m *Machine) WriteFile(ctx context.Context, f File) (bool, error) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, err
 	}
-	if err == nil && bytes.Equal(cur, f.Data) {
+	// A symlink is replaced by the file even when it points at the same content: the
+	// file is ours, not whatever the link's target becomes later.
+	if err == nil && bytes.Equal(cur, f.Data) && !isSymlink(p) {
 		did, err := ensureAttrs(f.Path, p, mode, uid, gid)
 		if did != "" {
 			m.Out.Detail("%s", did)
@@ -113,7 +115,7 @@ type Dir struct {
 }
 
 // EnsureDir makes d with its owner and mode, or corrects them, and says what it did
-// ("" when nothing).
+// ("" when nothing). Missing parents are made as mkdir -p makes them.
 func (m *Machine) EnsureDir(d Dir) (string, error) {
 	uid, gid, err := m.owner(d.Owner)
 	if err != nil {
@@ -125,6 +127,9 @@ func (m *Machine) EnsureDir(d Dir) (string, error) {
 		mode := d.Mode
 		if mode == 0 {
 			mode = 0o755
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return "", err
 		}
 		if err := os.Mkdir(p, mode); err != nil {
 			return "", err
@@ -147,6 +152,37 @@ func (m *Machine) EnsureDir(d Dir) (string, error) {
 		d.Mode = fi.Mode().Perm()
 	}
 	return ensureAttrs(d.Path, p, d.Mode, uid, gid)
+}
+
+func isSymlink(p string) bool {
+	fi, err := os.Lstat(p)
+	return err == nil && fi.Mode()&fs.ModeSymlink != 0
+}
+
+// EnsureLink makes path a symbolic link to target, replacing a link or file that is
+// there (never a directory), and says what it did ("" when nothing).
+func (m *Machine) EnsureLink(target, path string) (string, error) {
+	p := m.Path(path)
+	if cur, err := os.Readlink(p); err == nil && cur == target {
+		return "", nil
+	}
+	if fi, err := os.Lstat(p); err == nil && fi.IsDir() {
+		return "", fmt.Errorf("%s is a directory, not a link", path)
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return "", err
+	}
+	// A new link beside the old path, then one rename: never a moment without it.
+	tmp := p + ".appliance-new"
+	_ = os.Remove(tmp)
+	if err := os.Symlink(target, tmp); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		os.Remove(tmp)
+		return "", err
+	}
+	return fmt.Sprintf("linked %s to %s", path, target), nil
 }
 
 // Remove deletes the file at path if it exists, reporting it.

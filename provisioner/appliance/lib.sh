@@ -1,13 +1,12 @@
 # Functions the ecs-appliance provisioner's step scripts use. Each one checks before it
 # acts and reports what it changed with `changed`, so a second run prints nothing.
+# Files, directories and links are not here: the agent's install command puts them in
+# place with the file writer it uses at boot.
 # POSIX sh: the target may be any base (dash on Debian and Ubuntu).
 set -eu
 
 changed() { echo "changed: $*"; }
 fail() { echo "error: $*" >&2; exit 1; }
-
-# mode_owner PATH: "MODE OWNER:GROUP" as the recipe writes it (octal, no leading zero).
-mode_owner() { stat -c '%a %U:%G' "$1"; }
 
 # installed NAME: dpkg has NAME installed, or an installed package provides it (a
 # virtual name apt resolves to its provider, e.g. postgresql-contrib on trixie).
@@ -91,51 +90,6 @@ ensure_user() {
 	if other=$(getent passwd "$2"); then fail "uid $2 belongs to user ${other%%:*}; the appliance needs it for $1"; fi
 	useradd -u "$2" -g "$3" -d "$4" -m -s "$5" -c "$6" "$1"
 	changed "user $1 ($2)"
-}
-
-# ensure_dir PATH MODE OWNER:GROUP
-ensure_dir() {
-	if [ ! -d "$1" ]; then
-		mkdir -p "$1"
-	elif [ "$(mode_owner "$1")" = "$2 $3" ]; then
-		return 0
-	fi
-	chown "$3" "$1"
-	chmod "$2" "$1"
-	changed "directory $1"
-}
-
-# install_file SRC DST MODE OWNER:GROUP: replace DST atomically when its content differs.
-install_file() {
-	if [ -f "$2" ] && [ ! -L "$2" ] && cmp -s "$1" "$2"; then
-		[ "$(mode_owner "$2")" = "$3 $4" ] && return 0
-		chown "$4" "$2"
-		chmod "$3" "$2"
-		changed "mode of $2"
-		return 0
-	fi
-	mkdir -p "${2%/*}"
-	cp "$1" "$2.ecs-new"
-	chown "$4" "$2.ecs-new"
-	chmod "$3" "$2.ecs-new"
-	mv -f "$2.ecs-new" "$2"
-	changed "file $2"
-}
-
-# ensure_link TARGET PATH
-ensure_link() {
-	[ -L "$2" ] && [ "$(readlink "$2")" = "$1" ] && return 0
-	[ ! -d "$2" ] || [ -L "$2" ] || fail "$2 is a directory, not a link"
-	mkdir -p "${2%/*}"
-	ln -sfn "$1" "$2"
-	changed "link $2 -> $1"
-}
-
-# ensure_absent PATH
-ensure_absent() {
-	[ -e "$1" ] || [ -L "$1" ] || return 0
-	rm -f "$1"
-	changed "removed $1"
 }
 
 unit_state() { systemctl is-enabled "$1" 2>/dev/null || true; }

@@ -34,11 +34,7 @@ func TestAccPackerBuild(t *testing.T) {
 	run(t, nil, "go", "build", "-o", plugin, "../../plugin")
 	run(t, env, packer, "plugins", "install", "--path", plugin, "github.com/ethikkom/ecs")
 
-	agent := os.Getenv("ECS_AGENT_BINARY")
-	if agent == "" {
-		agent = filepath.Join(dir, "appliance-agent")
-		run(t, nil, "go", "build", "-o", agent, "../../firstboot/cmd/appliance-agent")
-	}
+	agent := agentBinary(t)
 	agentData, err := os.ReadFile(agent)
 	if err != nil {
 		t.Fatal(err)
@@ -90,6 +86,19 @@ func packerBinary(t *testing.T) string {
 		t.Fatal("no packer: run `make packer` or set PACKER")
 	}
 	return p
+}
+
+// agentBinary is the static agent the provisioner installs and runs on the target
+// ($ECS_AGENT_BINARY, which make test sets, or built here): a dynamic one would not
+// find dqlite's libraries in the target root.
+func agentBinary(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("ECS_AGENT_BINARY"); p != "" {
+		return p
+	}
+	dir := t.TempDir()
+	run(t, nil, "make", "-C", "../..", "-s", "appliance-agent-static", "BIN="+dir)
+	return filepath.Join(dir, "appliance-agent")
 }
 
 func run(t *testing.T, env []string, name string, args ...string) string {

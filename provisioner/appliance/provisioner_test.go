@@ -128,9 +128,9 @@ func TestProvisionOverSSH(t *testing.T) {
 	}
 	root := bootstrapRoot(t)
 	target := startSSHD(t, root)
-	agent := filepath.Join(t.TempDir(), "appliance-agent")
-	agentData := []byte("#!/bin/sh\necho appliance-agent stand-in\n")
-	if err := os.WriteFile(agent, agentData, 0o755); err != nil {
+	agent := agentBinary(t)
+	agentData, err := os.ReadFile(agent)
+	if err != nil {
 		t.Fatal(err)
 	}
 	raw := map[string]interface{}{"agent_binary": agent, "roles": []string{"system", "network", "web"}}

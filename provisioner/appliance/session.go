@@ -3,7 +3,9 @@ package appliance
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"sort"
@@ -12,6 +14,7 @@ import (
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
 
+	"github.com/ethikkom/ecs-appliance/firstboot/install"
 	"github.com/ethikkom/ecs-appliance/images"
 )
 
@@ -196,17 +199,32 @@ func (s *session) userStep() (string, error) {
 		quote(u.Group), u.GID, quote(u.Name), u.UID, quote(u.Group), quote(u.Home), quote(u.Shell), quote(u.Comment)), nil
 }
 
-// filesStep uploads every file of the recipe and the agent binary to the staging
-// directory; the script moves each into place only when it differs.
+// filesStep uploads the agent binary, every file of the recipe and a manifest to the
+// staging directory; the agent's install command then puts each in place with the
+// writer the agent uses at boot, changing only what differs.
 func (s *session) filesStep() (string, error) {
-	var b strings.Builder
+	agent, err := os.Open(s.cfg.AgentBinary)
+	if err != nil {
+		return "", err
+	}
+	defer agent.Close()
+	fi, err := agent.Stat()
+	if err != nil {
+		return "", err
+	}
+	staged := path.Join(s.cfg.StagingDirectory, "appliance-agent")
+	s.ui.Say(fmt.Sprintf("uploading %s (%d bytes)", s.cfg.AgentBinary, fi.Size()))
+	if err := s.comm.Upload(staged, agent, &fi); err != nil {
+		return "", fmt.Errorf("uploading %s: %w", s.cfg.AgentBinary, err)
+	}
+	var mf install.Manifest
 	for _, r := range s.roles {
 		for _, d := range r.Directories {
-			fmt.Fprintf(&b, "ensure_dir %s %o %s\n", quote(d.Path), d.Mode, quote(owner(d.Owner, d.Group)))
+			mf.Steps = append(mf.Steps, install.Step{Dir: d.Path, Mode: fs.FileMode(d.Mode), Owner: owner(d.Owner, d.Group)})
 		}
 		for _, f := range r.Files {
 			if f.Link != "" {
-				fmt.Fprintf(&b, "ensure_link %s %s\n", quote(f.Link), quote(f.Path))
+				mf.Steps = append(mf.Steps, install.Step{Link: f.Path, Target: f.Link})
 				continue
 			}
 			data, err := f.Data()
@@ -217,28 +235,21 @@ func (s *session) filesStep() (string, error) {
 			if err != nil {
 				return "", err
 			}
-			fmt.Fprintf(&b, "install_file %s %s %o %s\n", quote(name), quote(f.Path), f.FileMode(), quote(owner(f.Owner, f.Group)))
+			mf.Steps = append(mf.Steps, install.Step{File: f.Path, Source: name, Mode: f.FileMode(), Owner: owner(f.Owner, f.Group)})
 		}
 		for _, p := range r.Remove {
-			fmt.Fprintf(&b, "ensure_absent %s\n", quote(p))
+			mf.Steps = append(mf.Steps, install.Step{Absent: p})
 		}
 	}
-	agent, err := os.Open(s.cfg.AgentBinary)
+	mf.Steps = append(mf.Steps, install.Step{File: s.recipe.AgentPath, Source: staged, Mode: 0o755})
+	data, err := json.Marshal(mf)
 	if err != nil {
 		return "", err
 	}
-	defer agent.Close()
-	fi, err := agent.Stat()
-	if err != nil {
+	if err := s.upload("manifest.json", data); err != nil {
 		return "", err
 	}
-	dst := path.Join(s.cfg.StagingDirectory, "appliance-agent")
-	s.ui.Say(fmt.Sprintf("uploading %s (%d bytes)", s.cfg.AgentBinary, fi.Size()))
-	if err := s.comm.Upload(dst, agent, &fi); err != nil {
-		return "", fmt.Errorf("uploading %s: %w", s.cfg.AgentBinary, err)
-	}
-	fmt.Fprintf(&b, "install_file %s %s 755 root:root\n", quote(dst), quote(s.recipe.AgentPath))
-	return b.String(), nil
+	return fmt.Sprintf("chmod 0755 %s\n%s install \"$STAGING/manifest.json\"\n", quote(staged), quote(staged)), nil
 }
 
 func (s *session) unitsStep() (string, error) {
@@ -323,7 +334,8 @@ func firstLine(s string) string {
 	return line
 }
 
-// changeCounter counts the "changed: " lines lib.sh prints.
+// changeCounter counts the changes a step reports: lib.sh's "changed: " lines and the
+// agent's indented lines (one per change; its summary line is not indented).
 type changeCounter struct {
 	partial []byte
 	n       int
@@ -336,7 +348,7 @@ func (c *changeCounter) Write(p []byte) (int, error) {
 		if i < 0 {
 			return len(p), nil
 		}
-		if bytes.HasPrefix(c.partial[:i], []byte("changed: ")) {
+		if line := c.partial[:i]; bytes.HasPrefix(line, []byte("changed: ")) || bytes.HasPrefix(line, []byte("appliance-agent:   ")) {
 			c.n++
 		}
 		c.partial = c.partial[i+1:]

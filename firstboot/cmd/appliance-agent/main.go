@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/ethikkom/ecs-appliance/firstboot/agent"
+	"github.com/ethikkom/ecs-appliance/firstboot/install"
+	"github.com/ethikkom/ecs-appliance/firstboot/machine"
 	"github.com/ethikkom/ecs-appliance/firstboot/status"
 )
 
@@ -34,6 +36,9 @@ Usage:
   appliance-agent renew                  renew the ACME certificate if due (appliance-renew.timer)
   appliance-agent reset-failed           clear the failed state after fixing its cause
   appliance-agent state                  the recorded tags and recent runs
+  appliance-agent install MANIFEST       the image build's step (provisioner ecs-appliance):
+                                         put the recipe's directories, files and links in
+                                         place as MANIFEST lists them, changing only what differs
 
 A boot runs these phases: discover (find env.yml: $ENV_YML, /app/env.yml, a cidata or
 config-2 disk, cloud metadata; see /etc/appliance/agent.yml) → activate (validate it,
@@ -91,7 +96,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "appliance-agent %s: %v\n\n%s", cmd, err, helpText())
 		return 2
 	}
-	if fs.NArg() > 0 && cmd != "configure" || *until != "" && cmd != "boot" || *reload && cmd != "configure" {
+	if fs.NArg() > 0 && cmd != "configure" && cmd != "install" || cmd == "install" && fs.NArg() != 1 || *until != "" && cmd != "boot" || *reload && cmd != "configure" {
 		fmt.Fprintf(stderr, "appliance-agent %s: unexpected arguments\n\n%s", cmd, helpText())
 		return 2
 	}
@@ -117,6 +122,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	case "state":
 		err = printState(ctx, *root, stdout)
+	case "install":
+		err = installManifest(ctx, *root, fs.Arg(0), stdout)
 	default:
 		fmt.Fprintf(stderr, "appliance-agent: unknown command %q\n\n%s", cmd, helpText())
 		return 2
@@ -126,6 +133,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+func installManifest(ctx context.Context, root, manifest string, out io.Writer) error {
+	mf, err := install.Read(manifest)
+	if err != nil {
+		return err
+	}
+	m, err := machine.New(root, out)
+	if err != nil {
+		return err
+	}
+	n, err := install.Apply(ctx, m, mf)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		m.Out.Line("install: unchanged")
+	} else {
+		m.Out.Line("install: %d changes", n)
+	}
+	return nil
 }
 
 func discover(ctx context.Context, root string, devs []string, out io.Writer) error {

@@ -74,6 +74,14 @@ func TestUsage(t *testing.T) {
 	if code, _, _ := agentRun("status", "--until", "storage"); code != 2 {
 		t.Errorf("--until on status: exit %d", code)
 	}
+	for _, args := range [][]string{{"install"}, {"install", "a.json", "b.json"}} {
+		if code, _, _ := agentRun(args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+	if code, _, errOut := agentRun("install", "--root", t.TempDir(), "/nonexistent.json"); code != 1 || !strings.Contains(errOut, "nonexistent.json") {
+		t.Errorf("install of a missing manifest: %d %s", code, errOut)
+	}
 	if code, _, errOut := agentRun("status", "--root", t.TempDir()); code != 1 || !strings.Contains(errOut, "no status yet") {
 		t.Errorf("status without a run: %d %s", code, errOut)
 	}
