@@ -25,7 +25,7 @@ import (
 )
 
 // Phases in the order Boot runs them.
-var Phases = []string{"discover", "activate", "storage", "state", "prepare", "configure", "start", "verify"}
+var Phases = []string{"discover", "activate", "storage", "state", "prepare", "configure", "start", "verify", "app"}
 
 // Paths under the root.
 const (
@@ -66,6 +66,9 @@ type boot struct {
 	store   *state.Store
 	changed bool // did the machine's configuration change (not counting starting services)
 	standby bool
+	// appStatus is what the app phase left; appStandby why it stands by (no build).
+	appStatus  *status.App
+	appStandby string
 }
 
 // Boot runs the phases. It returns nil on success and in standby, and the failed
@@ -91,7 +94,7 @@ func Boot(ctx context.Context, opt Options) error {
 	defer b.closeStore()
 	steps := map[string]func(context.Context) (bool, error){
 		"discover": b.discover, "activate": b.activate, "storage": b.storage, "state": b.openState,
-		"prepare": b.prepare, "configure": b.configure, "start": b.start, "verify": b.verify,
+		"prepare": b.prepare, "configure": b.configure, "start": b.start, "verify": b.verify, "app": b.app,
 	}
 	for _, name := range Phases {
 		b.publish(status.Starting, "Appliance Startup", "Starting up: "+name, name)
@@ -153,10 +156,20 @@ func (b *boot) finish(ctx context.Context) error {
 	switch {
 	case b.standby:
 		b.m.Out.Line("outcome standby (appliance.standby is true: nothing started)")
-	case b.run.Phases[len(b.run.Phases)-1].Name == "verify":
-		// The application (ECS) is not one of the stack's services yet: the host
-		// services are up, and the page stays until an application serves.
-		b.publish(status.Ready, "Appliance Ready", "The host services are up; no application is deployed on this appliance yet.", "")
+	case b.appStandby != "":
+		// No build to run: the page says why, and the next boot or update tries again.
+		b.publish(status.Standby, "Appliance Standby", b.appStandby, "app")
+		b.m.Out.Line("outcome standby (%s)", b.appStandby)
+	case b.appStatus != nil:
+		msg := "ECS " + b.appStatus.Serving + " is serving."
+		if b.appStatus.Notice != "" {
+			msg += " " + b.appStatus.Notice
+		}
+		b.publish(status.Running, "Appliance Running", msg, "")
+		b.m.Out.Line("outcome %s", outcomeWord(result))
+	case b.run.Phases[len(b.run.Phases)-1].Name == "app":
+		// Not the running system: the host services' files are in place, no app runs.
+		b.publish(status.Ready, "Appliance Ready", "The host services are configured; the application is deployed only on the running system.", "")
 		b.m.Out.Line("outcome %s", outcomeWord(result))
 	default:
 		b.m.Out.Line("outcome %s (stopped after %s)", outcomeWord(result), b.opt.Until)
@@ -239,7 +252,7 @@ func (b *boot) closeStore() {
 
 // publish writes the status page and JSON; failing to is reported, not fatal.
 func (b *boot) publish(state, title, msg, phase string) {
-	s := status.Status{State: state, Title: title, Message: msg, Phase: phase, Time: b.opt.Now(), Services: b.states}
+	s := status.Status{State: state, Title: title, Message: msg, Phase: phase, Time: b.opt.Now(), Services: b.states, App: b.appStatus}
 	if b.sc != nil && b.sc.Certificate != nil {
 		s.Certificate = b.sc.Certificate
 	}

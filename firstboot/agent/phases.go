@@ -18,6 +18,7 @@ import (
 	"github.com/ethikkom/ecs-appliance/firstboot/discovery"
 	"github.com/ethikkom/ecs-appliance/firstboot/machine"
 	"github.com/ethikkom/ecs-appliance/firstboot/services"
+	"github.com/ethikkom/ecs-appliance/firstboot/services/app"
 	"github.com/ethikkom/ecs-appliance/firstboot/state"
 	"github.com/ethikkom/ecs-appliance/firstboot/status"
 	"github.com/ethikkom/ecs-appliance/firstboot/storage"
@@ -341,6 +342,33 @@ func (b *boot) verify(ctx context.Context) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// app deploys the application: the build that ran last, without the network, when
+// the env still names it; else fetch, build, migrate behind a dump, start, and fall
+// back to the previous build on failure. With no build at all the appliance stands
+// by and says why.
+func (b *boot) app(ctx context.Context) (bool, error) {
+	if !b.m.Live() {
+		b.m.Out.Detail("would deploy ECS from %s (not the running system)", app.Redact(b.env.ECS.Git.Source))
+		return false, nil
+	}
+	out, err := b.lifecycle().Boot(ctx)
+	if errors.Is(err, app.ErrNoBuild) {
+		b.appStandby = err.Error()
+		b.run.Error = b.appStandby
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	b.appStatus = &status.App{Serving: out.Serving, Notice: out.Notice}
+	return out.Changed, nil
+}
+
+func (b *boot) lifecycle() *app.Lifecycle {
+	return &app.Lifecycle{M: b.m, Env: b.env, Store: b.store, User: "app",
+		Progress: func(msg string) { b.publish(status.Starting, "Appliance Startup", msg, "app") }}
 }
 
 // probe is one attempt of a health check: any HTTP answer (nginx answers 503 while

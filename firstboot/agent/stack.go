@@ -11,6 +11,8 @@ import (
 	"github.com/ethikkom/ecs-appliance/env"
 	"github.com/ethikkom/ecs-appliance/firstboot/machine"
 	"github.com/ethikkom/ecs-appliance/firstboot/services"
+	"github.com/ethikkom/ecs-appliance/firstboot/services/app"
+	"github.com/ethikkom/ecs-appliance/firstboot/services/cache"
 	"github.com/ethikkom/ecs-appliance/firstboot/services/docker"
 	"github.com/ethikkom/ecs-appliance/firstboot/services/extra"
 	"github.com/ethikkom/ecs-appliance/firstboot/services/mail"
@@ -30,6 +32,8 @@ var Stack = []services.Service{
 	postgresql.Service{},
 	mail.Service{},
 	stunnel.Service{},
+	cache.Service{},
+	app.Service{},
 }
 
 // layout is what the services keep on /data and /volatile.

@@ -21,6 +21,10 @@ type Command struct {
 	User  string // run as this user of the machine (runuser), "" as the agent
 	// Stderr, when set, also gets the standard error of a successful run (warnings).
 	Stderr io.Writer
+	// Input and Output, when set, stream large data (a database dump) instead of
+	// Stdin and the returned output.
+	Input  io.Reader
+	Output io.Writer
 }
 
 // Run runs c and returns its standard output. A failure names the command and carries
@@ -41,9 +45,14 @@ func (m *Machine) Run(ctx context.Context, c Command) ([]byte, error) {
 	}
 	if c.Stdin != nil {
 		cmd.Stdin = bytes.NewReader(c.Stdin)
+	} else if c.Input != nil {
+		cmd.Stdin = c.Input
 	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if c.Output != nil {
+		cmd.Stdout = c.Output
+	}
 	if c.Stderr != nil {
 		cmd.Stderr = io.MultiWriter(&stderr, c.Stderr)
 	}

@@ -44,6 +44,9 @@ type Spec struct {
 	Name  string
 	Reads []string // the env.yml keys it acts on
 	Units []string // the units it owns, started by the start phase
+	// Later are units its own lifecycle starts (the application, once it has an
+	// image); the start phase only reloads or restarts them when they run.
+	Later []string
 	// Reload is how its running units take a change of its files or of Watch.
 	Reload Reload
 	// Watch are files of other services its units read (the certificate, say).
@@ -254,7 +257,7 @@ func Refresh(c *Context, stack []Service, force ...Service) []Change {
 			continue
 		}
 		ch := Change{Service: s, Restart: spec.Reload == Restart}
-		for _, u := range spec.Units {
+		for _, u := range append(spec.Units, spec.Later...) {
 			if strings.HasSuffix(u, ".service") {
 				ch.Units = append(ch.Units, u)
 			}

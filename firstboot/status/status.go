@@ -53,6 +53,14 @@ type Status struct {
 	// certificate in use.
 	Services    []services.State      `json:"services,omitempty"`
 	Certificate *services.Certificate `json:"certificate,omitempty"`
+	App         *App                  `json:"app,omitempty"`
+}
+
+// App is what the application lifecycle left: the commit served and what the admin
+// must know (a failed build or migration and the rollback).
+type App struct {
+	Serving string `json:"serving,omitempty"`
+	Notice  string `json:"notice,omitempty"`
 }
 
 var page = template.Must(template.ParseFS(images.FS, images.StatusTemplatePath))

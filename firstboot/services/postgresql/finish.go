@@ -43,7 +43,7 @@ func (Service) Finish(ctx context.Context, c *services.Context) error {
 	if err != nil {
 		return err
 	}
-	exists, err := query(ctx, c.M, "", "SELECT 1 FROM pg_roles WHERE rolname = '"+Role+"'")
+	exists, err := Query(ctx, c.M, "", "SELECT 1 FROM pg_roles WHERE rolname = '"+Role+"'")
 	if err != nil {
 		return err
 	}
@@ -61,31 +61,42 @@ func (Service) Finish(ctx context.Context, c *services.Context) error {
 		c.M.Out.Detail("set a new password for role %s", Role)
 		c.Did()
 	}
-	exists, err = query(ctx, c.M, "", "SELECT 1 FROM pg_database WHERE datname = '"+db+"'")
+	made, err := EnsureDatabase(ctx, c.M, db)
+	if made {
+		c.Did()
+	}
+	return err
+}
+
+// EnsureDatabase makes the database db (owner app, ECS's locale) and its
+// pg_stat_statements extension when they are missing, and says whether it made any.
+func EnsureDatabase(ctx context.Context, m *machine.Machine, db string) (bool, error) {
+	made := false
+	exists, err := Query(ctx, m, "", "SELECT 1 FROM pg_database WHERE datname = '"+db+"'")
 	if err != nil {
-		return err
+		return false, err
 	}
 	if exists == "" {
 		// The locale of the original's createdb; template0 because template1 has C.
 		sql := fmt.Sprintf(`CREATE DATABASE "%s" TEMPLATE template0 ENCODING 'UTF8' LOCALE 'de_DE.UTF-8' OWNER %s`, db, Role)
-		if err := exec(ctx, c.M, "", sql); err != nil {
-			return err
+		if err := exec(ctx, m, "", sql); err != nil {
+			return false, err
 		}
-		c.M.Out.Detail("created database %s (owner %s, locale de_DE.UTF-8)", db, Role)
-		c.Did()
+		m.Out.Detail("created database %s (owner %s, locale de_DE.UTF-8)", db, Role)
+		made = true
 	}
-	ext, err := query(ctx, c.M, db, "SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'")
+	ext, err := Query(ctx, m, db, "SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'")
 	if err != nil {
-		return err
+		return made, err
 	}
 	if ext == "" {
-		if err := exec(ctx, c.M, db, "CREATE EXTENSION pg_stat_statements"); err != nil {
-			return err
+		if err := exec(ctx, m, db, "CREATE EXTENSION pg_stat_statements"); err != nil {
+			return made, err
 		}
-		c.M.Out.Detail("created extension pg_stat_statements in %s", db)
-		c.Did()
+		m.Out.Detail("created extension pg_stat_statements in %s", db)
+		made = true
 	}
-	return nil
+	return made, nil
 }
 
 func waitReady(ctx context.Context, m *machine.Machine) error {
@@ -175,8 +186,8 @@ func verifier(password string) string {
 	return fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", iterations, b64(salt), b64(stored[:]), b64(mac(salted, "Server Key")))
 }
 
-// query runs one SQL statement as postgres and returns its unaligned output.
-func query(ctx context.Context, m *machine.Machine, db, sql string) (string, error) {
+// Query runs one SQL statement as postgres and returns its unaligned output.
+func Query(ctx context.Context, m *machine.Machine, db, sql string) (string, error) {
 	out, err := psql(ctx, m, db, sql)
 	return strings.TrimSpace(string(out)), err
 }

@@ -1,0 +1,219 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/ethikkom/ecs-appliance/env"
+	"github.com/ethikkom/ecs-appliance/firstboot/machine"
+	"github.com/ethikkom/ecs-appliance/firstboot/services"
+	"github.com/ethikkom/ecs-appliance/firstboot/services/servicetest"
+	"github.com/ethikkom/ecs-appliance/internal/testtool"
+)
+
+// TestRenderLoads renders the compose project and loads it with compose-go, the
+// loader docker compose itself uses, from the files as the machine holds them.
+func TestRenderLoads(t *testing.T) {
+	c := servicetest.Context(t, nil, services.Facts{})
+	files, err := Service{}.Files(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	servicetest.Golden(t, "default", files)
+	for _, f := range files {
+		if strings.Contains(string(f.Data), "SECRET_KEY") && f.Mode != 0o600 {
+			t.Errorf("%s carries the settings' secrets with mode %04o", f.Path, f.Mode)
+		}
+	}
+	dir := t.TempDir()
+	paths := map[string]string{}
+	for _, f := range files {
+		p := filepath.Join(dir, filepath.Base(f.Path))
+		paths[f.Path] = p
+		if err := os.WriteFile(p, f.Data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The database URL file is the postgresql service's.
+	dbURL := filepath.Join(dir, "database_url.env")
+	if err := os.WriteFile(dbURL, []byte("DATABASE_URL=postgres://app:pw@172.17.0.1:5432/ecs\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	compose, _ := os.ReadFile(paths[ComposeFile])
+	text := strings.NewReplacer(EnvFile, paths[EnvFile], ServiceURLs, paths[ServiceURLs], "/app/etc/ecs/database_url.env", dbURL).Replace(string(compose))
+	project, err := loader.LoadWithContext(context.Background(), types.ConfigDetails{
+		WorkingDir:  dir,
+		ConfigFiles: []types.ConfigFile{{Filename: "docker-compose.yml", Content: []byte(text)}},
+		Environment: types.Mapping{},
+	}, func(o *loader.Options) { o.SetProjectName("ecs", true) })
+	if err != nil {
+		t.Fatalf("compose-go rejects the project: %v", err)
+	}
+	for _, name := range []string{"ecs.web", "ecs.worker", "ecs.beat", "ecs.smtpd"} {
+		s, ok := project.Services[name]
+		if !ok {
+			t.Fatalf("no service %s", name)
+		}
+		if s.Image != RunningTag || s.PullPolicy != types.PullPolicyNever {
+			t.Errorf("%s: image %s, pull policy %s", name, s.Image, s.PullPolicy)
+		}
+		if got := s.Environment["ECS_SETTINGS"]; got == nil || *got != `exec(open("/etc/ecs/settings.py").read())` {
+			t.Errorf("%s: ECS_SETTINGS = %v", name, got)
+		}
+		if got := s.Environment["DATABASE_URL"]; got == nil || !strings.HasPrefix(*got, "postgres://app:") {
+			t.Errorf("%s: DATABASE_URL = %v", name, got)
+		}
+		if got := s.Environment["SMTP_URL"]; got == nil || *got != "smtp://172.17.0.1:25" {
+			t.Errorf("%s: SMTP_URL = %v", name, got)
+		}
+	}
+	web := project.Services["ecs.web"]
+	if len(web.Ports) != 1 || web.Ports[0].HostIP != "127.0.0.1" || web.Ports[0].Published != "5000" {
+		t.Errorf("ecs.web ports: %+v", web.Ports)
+	}
+}
+
+// TestSettingsReachPythonUnchanged: the containers' ECS_SETTINGS executes the file
+// with the settings, whatever quotes, backslashes or dollars they hold.
+func TestSettingsReachPythonUnchanged(t *testing.T) {
+	testtool.Require(t, "/usr/bin/python3")
+	settings := "DOMAIN = 'it\\'s.example.org'\nX = \"$HOME ${Y} \\\\ #\"\n"
+	c := servicetest.Context(t, nil, services.Facts{})
+	c.Env.ECS.Settings = settings
+	files, err := Service{}.Files(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var code string
+	for _, f := range files {
+		switch f.Path {
+		case SettingsFile:
+			if err := os.WriteFile(filepath.Join(dir, "settings.py"), f.Data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		case EnvFile:
+			v, _ := strings.CutPrefix(strings.TrimSpace(string(f.Data)), "ECS_SETTINGS=")
+			code = strings.ReplaceAll(v, containerSettings, filepath.Join(dir, "settings.py"))
+		}
+	}
+	// As ECS's settings.py does: exec the variable at module level.
+	cmd := exec.Command("/usr/bin/python3", "-c", "import os\nexec(os.environ['ECS_SETTINGS'])\nprint(DOMAIN); print(X)")
+	cmd.Env = []string{"ECS_SETTINGS=" + code}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("python: %v\n%s", err, out)
+	}
+	if got, want := string(out), "it's.example.org\n$HOME ${Y} \\ #\n"; got != want {
+		t.Errorf("python read %q, want %q", got, want)
+	}
+}
+
+func TestRedactKeepsCredentialsOut(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://github.com/ecs-org/ecs.git":            "https://github.com/ecs-org/ecs.git",
+		"https://deploy:s3cret@git.example.org/ecs.git": "https://%2A%2A%2A@git.example.org/ecs.git",
+		"git@github.com:ecs-org/ecs.git":                "git@github.com:ecs-org/ecs.git",
+		"http://token@10.0.2.2:8000/ecs.git":            "http://%2A%2A%2A@10.0.2.2:8000/ecs.git",
+	} {
+		if got := Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+	err := scrubURL(errors.New("fatal: unable to access 'https://deploy:s3cret@git.example.org/ecs.git/': deploy:s3cret"), "https://deploy:s3cret@git.example.org/ecs.git")
+	if strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("the error still quotes the password: %v", err)
+	}
+}
+
+func TestCountPending(t *testing.T) {
+	out := "admin\n [X] 0001_initial\n [X] 0002_logentry_remove_auto_add\nstandin\n [X] 0001_initial\n [ ] 0002_hits_note\n [ ] 0003_more\nsessions\n (no migrations)\n"
+	if n := countPending(out); n != 2 {
+		t.Errorf("countPending = %d, want 2", n)
+	}
+}
+
+func TestRunningServices(t *testing.T) {
+	lines := `{"Service":"ecs.web","State":"running"}
+{"Service":"ecs.worker","State":"exited"}
+{"Service":"ecs.smtpd","State":"running"}`
+	array := `[{"Service":"ecs.web","State":"running"},{"Service":"ecs.worker","State":"restarting"}]`
+	if r := runningServices(lines); !r["ecs.web"] || r["ecs.worker"] || !r["ecs.smtpd"] {
+		t.Errorf("lines: %v", r)
+	}
+	if r := runningServices(array); !r["ecs.web"] || r["ecs.worker"] {
+		t.Errorf("array: %v", r)
+	}
+}
+
+func TestSecretFingerprints(t *testing.T) {
+	colons := "sec:u:3072:1:AAAA:1700000000:::u:::scESC:::+:::23::0:\nfpr:::::::::ABCDEF0123:\nssb:u:3072:1:BBBB:1700000000::::::e:::+:::23:\nfpr:::::::::FFFF0000:\nsec:u:255:22:CCCC:1700000000:::u:::scESC:::+:::ed25519:::0:\nfpr:::::::::0123ABCD:\n"
+	got := secretFingerprints(colons)
+	if strings.Join(got, ",") != "0123ABCD,ABCDEF0123" {
+		t.Errorf("secretFingerprints = %v", got)
+	}
+}
+
+// TestFetch checks out a real repository: the branch head, a pinned commit, a
+// missing commit (an error naming it), and a changed source (a fresh clone).
+func TestFetch(t *testing.T) {
+	testtool.Require(t, "git")
+	repo := t.TempDir()
+	gitIn := func(dir string, args ...string) string {
+		cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	gitIn(repo, "init", "-q", "-b", "stable")
+	os.WriteFile(filepath.Join(repo, "VERSION"), []byte("1\n"), 0o644)
+	gitIn(repo, "add", ".")
+	gitIn(repo, "commit", "-q", "-m", "one")
+	first := gitIn(repo, "rev-parse", "HEAD")
+	os.WriteFile(filepath.Join(repo, "VERSION"), []byte("2\n"), 0o644)
+	gitIn(repo, "commit", "-q", "-a", "-m", "two")
+	second := gitIn(repo, "rev-parse", "HEAD")
+
+	root := t.TempDir()
+	m, err := machine.New(root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &Lifecycle{M: m}
+	ctx := context.Background()
+	got, err := l.Fetch(ctx, SourceDir, env.Git{Source: repo, Branch: "stable"})
+	if err != nil || got != second {
+		t.Fatalf("branch head: %s, %v (want %s)", got, err, second)
+	}
+	got, err = l.Fetch(ctx, SourceDir, env.Git{Source: repo, Branch: "stable", CommitID: first})
+	if data, _ := os.ReadFile(filepath.Join(root, SourceDir, "VERSION")); err != nil || got != first || string(data) != "1\n" {
+		t.Fatalf("pinned commit: %s, %v, VERSION %q", got, err, data)
+	}
+	if _, err := l.Fetch(ctx, SourceDir, env.Git{Source: repo, Branch: "stable", CommitID: "0123456789abcdef0123456789abcdef01234567"}); err == nil || !strings.Contains(err.Error(), "has no commit 0123456789abcdef") {
+		t.Errorf("missing commit: %v", err)
+	}
+	other := t.TempDir()
+	gitIn(other, "clone", "-q", repo, ".")
+	os.WriteFile(filepath.Join(root, SourceDir, "stray"), []byte("x"), 0o644)
+	if got, err := l.Fetch(ctx, SourceDir, env.Git{Source: other, Branch: "stable"}); err != nil || got != second {
+		t.Fatalf("changed source: %s, %v", got, err)
+	}
+	if _, err := os.Stat(filepath.Join(root, SourceDir, "stray")); err == nil {
+		t.Error("a changed source kept the old checkout's files")
+	}
+	if _, err := l.Fetch(ctx, SourceDir, env.Git{Source: "http://deploy:s3cret@127.0.0.1:1/ecs.git", Branch: "stable"}); err == nil ||
+		strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "fetching http://%2A%2A%2A@127.0.0.1:1/ecs.git") {
+		t.Errorf("unreachable source: %v", err)
+	}
+}
