@@ -43,6 +43,12 @@ variable "agent_binary" {
   description = "The static appliance-agent binary to install (make appliance-agent-static)."
 }
 
+variable "image_archives" {
+  type        = list(string)
+  default     = []
+  description = "Container image archives (docker save, or go-containerregistry tarballs) to bake in; the agent loads them into docker at first boot, so the stack needs no registry (air-gapped sites)."
+}
+
 source "ecs-image" "appliance" {
   base             = var.base
   mirror           = var.mirror
@@ -55,7 +61,8 @@ build {
   sources = ["source.ecs-image.appliance"]
 
   provisioner "ecs-appliance" {
-    agent_binary = var.agent_binary
+    agent_binary   = var.agent_binary
+    image_archives = var.image_archives
   }
 }
 

@@ -13,3 +13,7 @@ const (
 	StatusTemplatePath = "appliance/status.html.tmpl"
 	AgentConfigPath    = "appliance/agent.yml"
 )
+
+// ArchiveDir is where the image holds the container image archives baked into it
+// (the provisioner's image_archives), which the agent loads into docker.
+const ArchiveDir = "/var/lib/appliance/images"

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 
 	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/hashicorp/packer-plugin-sdk/common"
@@ -38,6 +39,10 @@ type Config struct {
 	Roles []string `mapstructure:"roles"`
 	// Packages to install in addition to the recipe's (the original's extra.packages).
 	ExtraPackages []string `mapstructure:"extra_packages"`
+	// Container image archives (docker save or go-containerregistry tarballs) baked into
+	// the image under /var/lib/appliance/images; the agent loads them into docker at
+	// first boot, so the stack needs no registry (air-gapped sites).
+	ImageArchives []string `mapstructure:"image_archives"`
 	// How each step script runs on the target; {{.Path}} is the script. Use
 	// "sudo sh '{{.Path}}'" when the communicator does not log in as root.
 	ExecuteCommand string `mapstructure:"execute_command"`
@@ -93,6 +98,17 @@ func (p *Provisioner) Prepare(raws ...interface{}) error {
 		errs = packersdk.MultiErrorAppend(errs, fmt.Errorf("agent_binary: %w", err))
 	} else if !fi.Mode().IsRegular() {
 		errs = packersdk.MultiErrorAppend(errs, fmt.Errorf("agent_binary %s is not a regular file", c.AgentBinary))
+	}
+	names := map[string]bool{}
+	for _, a := range c.ImageArchives {
+		if fi, err := os.Stat(a); err != nil {
+			errs = packersdk.MultiErrorAppend(errs, fmt.Errorf("image_archives: %w", err))
+		} else if !fi.Mode().IsRegular() {
+			errs = packersdk.MultiErrorAppend(errs, fmt.Errorf("image_archives: %s is not a regular file", a))
+		} else if names[filepath.Base(a)] {
+			errs = packersdk.MultiErrorAppend(errs, fmt.Errorf("image_archives: two archives are named %s", filepath.Base(a)))
+		}
+		names[filepath.Base(a)] = true
 	}
 	if !path.IsAbs(c.StagingDirectory) {
 		errs = packersdk.MultiErrorAppend(errs, fmt.Errorf("staging_directory %q is not absolute", c.StagingDirectory))

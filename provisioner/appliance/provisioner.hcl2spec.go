@@ -22,6 +22,7 @@ type FlatConfig struct {
 	Base                *string           `mapstructure:"base" cty:"base" hcl:"base"`
 	Roles               []string          `mapstructure:"roles" cty:"roles" hcl:"roles"`
 	ExtraPackages       []string          `mapstructure:"extra_packages" cty:"extra_packages" hcl:"extra_packages"`
+	ImageArchives       []string          `mapstructure:"image_archives" cty:"image_archives" hcl:"image_archives"`
 	ExecuteCommand      *string           `mapstructure:"execute_command" cty:"execute_command" hcl:"execute_command"`
 	StagingDirectory    *string           `mapstructure:"staging_directory" cty:"staging_directory" hcl:"staging_directory"`
 	SkipCleanup         *bool             `mapstructure:"skip_cleanup" cty:"skip_cleanup" hcl:"skip_cleanup"`
@@ -51,6 +52,7 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"base":                       &hcldec.AttrSpec{Name: "base", Type: cty.String, Required: false},
 		"roles":                      &hcldec.AttrSpec{Name: "roles", Type: cty.List(cty.String), Required: false},
 		"extra_packages":             &hcldec.AttrSpec{Name: "extra_packages", Type: cty.List(cty.String), Required: false},
+		"image_archives":             &hcldec.AttrSpec{Name: "image_archives", Type: cty.List(cty.String), Required: false},
 		"execute_command":            &hcldec.AttrSpec{Name: "execute_command", Type: cty.String, Required: false},
 		"staging_directory":          &hcldec.AttrSpec{Name: "staging_directory", Type: cty.String, Required: false},
 		"skip_cleanup":               &hcldec.AttrSpec{Name: "skip_cleanup", Type: cty.Bool, Required: false},

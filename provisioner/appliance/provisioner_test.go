@@ -40,6 +40,9 @@ func TestPrepareChecksConfig(t *testing.T) {
 		{map[string]interface{}{"agent_binary": agent, "roles": []string{"web", "mail-server"}}, `no role "mail-server"`},
 		{map[string]interface{}{"agent_binary": agent, "base": "fedora-42"}, `unknown base "fedora-42"`},
 		{map[string]interface{}{"agent_binary": agent, "staging_directory": "tmp/x"}, "not absolute"},
+		{map[string]interface{}{"agent_binary": agent, "image_archives": []string{agent + ".tar"}}, "image_archives: stat"},
+		{map[string]interface{}{"agent_binary": agent, "image_archives": []string{filepath.Dir(agent)}}, "is not a regular file"},
+		{map[string]interface{}{"agent_binary": agent, "image_archives": []string{agent, agent}}, "two archives are named appliance-agent"},
 	} {
 		var p Provisioner
 		err := p.Prepare(tc.raw)

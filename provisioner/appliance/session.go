@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -203,19 +204,9 @@ func (s *session) userStep() (string, error) {
 // staging directory; the agent's install command then puts each in place with the
 // writer the agent uses at boot, changing only what differs.
 func (s *session) filesStep() (string, error) {
-	agent, err := os.Open(s.cfg.AgentBinary)
+	staged, err := s.uploadFile(s.cfg.AgentBinary, "appliance-agent")
 	if err != nil {
 		return "", err
-	}
-	defer agent.Close()
-	fi, err := agent.Stat()
-	if err != nil {
-		return "", err
-	}
-	staged := path.Join(s.cfg.StagingDirectory, "appliance-agent")
-	s.ui.Say(fmt.Sprintf("uploading %s (%d bytes)", s.cfg.AgentBinary, fi.Size()))
-	if err := s.comm.Upload(staged, agent, &fi); err != nil {
-		return "", fmt.Errorf("uploading %s: %w", s.cfg.AgentBinary, err)
 	}
 	var mf install.Manifest
 	for _, r := range s.roles {
@@ -240,6 +231,13 @@ func (s *session) filesStep() (string, error) {
 		for _, p := range r.Remove {
 			mf.Steps = append(mf.Steps, install.Step{Absent: p})
 		}
+	}
+	for i, a := range s.cfg.ImageArchives {
+		src, err := s.uploadFile(a, fmt.Sprintf("image-%03d", i+1))
+		if err != nil {
+			return "", err
+		}
+		mf.Steps = append(mf.Steps, install.Step{File: path.Join(images.ArchiveDir, filepath.Base(a)), Source: src})
 	}
 	mf.Steps = append(mf.Steps, install.Step{File: s.recipe.AgentPath, Source: staged, Mode: 0o755})
 	data, err := json.Marshal(mf)
@@ -320,6 +318,26 @@ func (s *session) upload(name string, data []byte) error {
 		return fmt.Errorf("uploading %s: %w", dst, err)
 	}
 	return nil
+}
+
+// uploadFile uploads a local file to the staging directory under name and returns
+// its remote path.
+func (s *session) uploadFile(local, name string) (string, error) {
+	f, err := os.Open(local)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	dst := path.Join(s.cfg.StagingDirectory, name)
+	s.ui.Say(fmt.Sprintf("uploading %s (%d bytes)", local, fi.Size()))
+	if err := s.comm.Upload(dst, f, &fi); err != nil {
+		return "", fmt.Errorf("uploading %s: %w", local, err)
+	}
+	return dst, nil
 }
 
 // uploadNext uploads a recipe file under a numbered name and returns its remote path.

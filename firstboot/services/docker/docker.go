@@ -4,11 +4,19 @@
 package docker
 
 import (
+	"archive/tar"
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/ethikkom/ecs-appliance/env"
 	"github.com/ethikkom/ecs-appliance/firstboot/machine"
 	"github.com/ethikkom/ecs-appliance/firstboot/services"
+	"github.com/ethikkom/ecs-appliance/images"
 )
 
 // The default bridge, pinned in daemon.json so the host's services can listen on it.
@@ -61,4 +69,74 @@ func (Service) Prepare(ctx context.Context, c *services.Context) error {
 	}
 	_, err := c.M.Run(ctx, machine.Command{Name: "sysctl", Args: []string{"-q", "-p", sysctlFile}})
 	return err
+}
+
+// Finish loads the image archives baked into the disk image (images.ArchiveDir)
+// whose images docker does not have yet, so the stack never needs a registry for
+// them.
+func (Service) Finish(ctx context.Context, c *services.Context) error {
+	archives, err := filepath.Glob(c.M.Path(filepath.Join(images.ArchiveDir, "*.tar")))
+	if err != nil || len(archives) == 0 {
+		return err
+	}
+	if !c.M.Live() {
+		c.M.Out.Detail("would load %d image archives into docker (not the running system)", len(archives))
+		return nil
+	}
+	for _, a := range archives {
+		refs, err := ArchiveRefs(a)
+		if err != nil {
+			return err
+		}
+		missing := false
+		for _, r := range refs {
+			if _, err := c.M.Run(ctx, machine.Command{Name: "docker", Args: []string{"image", "inspect", "--format", "{{.Id}}", r}}); err != nil {
+				missing = true
+			}
+		}
+		if !missing {
+			continue
+		}
+		if _, err := c.M.Run(ctx, machine.Command{Name: "docker", Args: []string{"load", "-q", "-i", a}}); err != nil {
+			return fmt.Errorf("loading %s: %w", a, err)
+		}
+		c.M.Out.Detail("loaded %s from %s", strings.Join(refs, " "), filepath.Base(a))
+		c.Did()
+	}
+	return nil
+}
+
+// ArchiveRefs are the image references a docker load archive tags (manifest.json's
+// RepoTags).
+func ArchiveRefs(archive string) ([]string, error) {
+	f, err := os.Open(archive)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f) // skips the layers by seeking
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil, fmt.Errorf("%s: no manifest.json: not an image archive", archive)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", archive, err)
+		}
+		if h.Name != "manifest.json" {
+			continue
+		}
+		var manifest []struct{ RepoTags []string }
+		if err := json.NewDecoder(tr).Decode(&manifest); err != nil {
+			return nil, fmt.Errorf("%s: manifest.json: %w", archive, err)
+		}
+		var refs []string
+		for _, m := range manifest {
+			refs = append(refs, m.RepoTags...)
+		}
+		if len(refs) == 0 {
+			return nil, fmt.Errorf("%s: the archive tags no image", archive)
+		}
+		return refs, nil
+	}
 }
