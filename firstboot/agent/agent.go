@@ -158,14 +158,10 @@ func (b *boot) finish(ctx context.Context) error {
 		b.m.Out.Line("outcome standby (appliance.standby is true: nothing started)")
 	case b.appStandby != "":
 		// No build to run: the page says why, and the next boot or update tries again.
-		b.publish(status.Standby, "Appliance Standby", b.appStandby, "app")
+		b.publish(b.appState())
 		b.m.Out.Line("outcome standby (%s)", b.appStandby)
 	case b.appStatus != nil:
-		msg := "ECS " + b.appStatus.Serving + " is serving."
-		if b.appStatus.Notice != "" {
-			msg += " " + b.appStatus.Notice
-		}
-		b.publish(status.Running, "Appliance Running", msg, "")
+		b.publish(b.appState())
 		b.m.Out.Line("outcome %s", outcomeWord(result))
 	case b.run.Phases[len(b.run.Phases)-1].Name == "app":
 		// Not the running system: the host services' files are in place, no app runs.
@@ -175,6 +171,19 @@ func (b *boot) finish(ctx context.Context) error {
 		b.m.Out.Line("outcome %s (stopped after %s)", outcomeWord(result), b.opt.Until)
 	}
 	return nil
+}
+
+// appState is the status the app's lifecycle left: running (with what the admin must
+// know), or standby with the reason there is no build to run.
+func (b *boot) appState() (state, title, msg, phase string) {
+	if b.appStandby != "" {
+		return status.Standby, "Appliance Standby", b.appStandby, "app"
+	}
+	msg = "ECS " + b.appStatus.Serving + " is serving."
+	if b.appStatus.Notice != "" {
+		msg += " " + b.appStatus.Notice
+	}
+	return status.Running, "Appliance Running", msg, ""
 }
 
 func outcomeWord(r state.Result) string {

@@ -57,6 +57,41 @@ func Renew(ctx context.Context, opt Options) error {
 	return b.refresh(ctx)
 }
 
+// UpdateApp fetches the target ecs.git names and deploys it when it is not the build
+// served (the update timer's app step, or the admin): build, dump and migrate, start,
+// with the fallback and rollback of a boot. The status says what it left.
+func UpdateApp(ctx context.Context, opt Options) error {
+	b, err := resume(opt)
+	if err != nil {
+		return err
+	}
+	if !b.m.Live() {
+		return errors.New("the application is deployed only on the running system")
+	}
+	if b.store, err = OpenState(ctx, b.root); err != nil {
+		return err
+	}
+	defer b.closeStore()
+	out, err := b.lifecycle().Update(ctx)
+	if err := b.appOutcome(out, err); err != nil {
+		return err
+	}
+	s, err := status.Read(b.root)
+	if err != nil {
+		s = status.Status{}
+	}
+	s.State, s.Title, s.Message, s.Phase = b.appState()
+	s.App, s.Time = b.appStatus, b.opt.Now()
+	if err := status.Publish(b.root, s); err != nil {
+		return err
+	}
+	if b.appStandby != "" {
+		return errors.New(b.appStandby)
+	}
+	b.m.Out.Line("app: %s", s.Message)
+	return nil
+}
+
 // resume is a run on a booted machine: its active env, its facts.
 func resume(opt Options) (*boot, error) {
 	if opt.Out == nil {

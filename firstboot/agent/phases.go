@@ -354,16 +354,22 @@ func (b *boot) app(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	out, err := b.lifecycle().Boot(ctx)
+	return out.Changed, b.appOutcome(out, err)
+}
+
+// appOutcome keeps what a lifecycle step left for the status; no build to run is a
+// standby, not a failure.
+func (b *boot) appOutcome(out app.Outcome, err error) error {
 	if errors.Is(err, app.ErrNoBuild) {
 		b.appStandby = err.Error()
 		b.run.Error = b.appStandby
-		return false, nil
+		return nil
 	}
 	if err != nil {
-		return false, err
+		return err
 	}
 	b.appStatus = &status.App{Serving: out.Serving, Notice: out.Notice}
-	return out.Changed, nil
+	return nil
 }
 
 func (b *boot) lifecycle() *app.Lifecycle {

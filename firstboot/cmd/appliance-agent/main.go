@@ -19,6 +19,7 @@ import (
 	"github.com/ethikkom/ecs-appliance/firstboot/agent"
 	"github.com/ethikkom/ecs-appliance/firstboot/install"
 	"github.com/ethikkom/ecs-appliance/firstboot/machine"
+	"github.com/ethikkom/ecs-appliance/firstboot/services/app"
 	"github.com/ethikkom/ecs-appliance/firstboot/status"
 )
 
@@ -34,6 +35,10 @@ Usage:
                                          any case, after checking what they would load);
                                          services: %s
   appliance-agent renew                  renew the ACME certificate if due (appliance-renew.timer)
+  appliance-agent app status             the ECS build served, built, migrated, failed, rolled back
+  appliance-agent app update             fetch ecs.git's target; if new: build, dump the database,
+                                         migrate, start; on failure serve the previous build again
+                                         (and restore the dump if the migration failed)
   appliance-agent reset-failed           clear the failed state after fixing its cause
   appliance-agent state                  the recorded tags and recent runs
   appliance-agent install MANIFEST       the image build's step (provisioner ecs-appliance):
@@ -45,8 +50,11 @@ config-2 disk, cloud metadata; see /etc/appliance/agent.yml) → activate (valid
 write /run/active-env.yml) → storage (/data and /volatile) → state (the record of
 runs) → prepare (hostname, SSH keys) → configure (each service's files, checked by the
 service's own checker before they replace a working one: TLS certificate, nginx,
-PostgreSQL, postfix + opendkim, stunnel, extra files and packages) → start (the units,
-in parallel; database and ACME certificate once they run) → verify (health checks).
+PostgreSQL, postfix + opendkim, stunnel, redis + memcached, ECS's compose project,
+extra files and packages) → start (the units, in parallel; database, ACME
+certificate and baked container images once they run) → verify (health checks)
+→ app (ECS: the build that ran last, without the network, while env.yml names the
+same source; else fetch, build, dump + migrate, start; with no build to run, standby).
 A second boot with nothing new says "unchanged". If a phase fails, the status page
 says which and why, /run/appliance-failed keeps the stack from starting, and after
 fixing the cause "appliance-agent reset-failed" (or a reboot) clears it.
@@ -96,7 +104,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "appliance-agent %s: %v\n\n%s", cmd, err, helpText())
 		return 2
 	}
-	if fs.NArg() > 0 && cmd != "configure" && cmd != "install" || cmd == "install" && fs.NArg() != 1 || *until != "" && cmd != "boot" || *reload && cmd != "configure" {
+	if fs.NArg() > 0 && cmd != "configure" && cmd != "install" && cmd != "app" || (cmd == "install" || cmd == "app") && fs.NArg() != 1 || *until != "" && cmd != "boot" || *reload && cmd != "configure" {
 		fmt.Fprintf(stderr, "appliance-agent %s: unexpected arguments\n\n%s", cmd, helpText())
 		return 2
 	}
@@ -122,6 +130,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	case "state":
 		err = printState(ctx, *root, stdout)
+	case "app":
+		switch fs.Arg(0) {
+		case "update":
+			err = agent.UpdateApp(ctx, agent.Options{Root: *root, Out: stdout})
+		case "status":
+			err = printApp(ctx, *root, stdout)
+		default:
+			fmt.Fprintf(stderr, "appliance-agent app: unknown verb %q (status, update)\n", fs.Arg(0))
+			return 2
+		}
 	case "install":
 		err = installManifest(ctx, *root, fs.Arg(0), stdout)
 	default:
@@ -186,6 +204,25 @@ func printStatus(root string, out io.Writer) error {
 		return err
 	}
 	fmt.Fprint(out, s)
+	return nil
+}
+
+func printApp(ctx context.Context, root string, out io.Writer) error {
+	if s, err := status.Read(root); err == nil {
+		fmt.Fprintf(out, "%s: %s\n", s.State, s.Message)
+	}
+	st, err := agent.OpenState(ctx, root)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for _, name := range []string{app.TagRunning, app.TagImage, app.TagSource, app.TagBuild, app.TagMigration, app.TagFailed, app.TagRollback} {
+		if v, ok, err := st.Tag(ctx, name); err != nil {
+			return err
+		} else if ok {
+			fmt.Fprintf(out, "  %-24s %s\n", name, v)
+		}
+	}
 	return nil
 }
 
