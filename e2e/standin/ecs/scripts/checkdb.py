@@ -62,7 +62,9 @@ def main():
         return 9
     try:
         with conn.cursor() as c:
-            c.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
+            # pg_tables, not information_schema: that lists only the tables this role
+            # has privileges on, so a database full of another owner's tables looks empty.
+            c.execute("SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = 'public'")
             tables = {r[0] for r in c.fetchall()}
     except psycopg2.Error as e:
         print('checkdb: %s' % str(e).strip(), file=sys.stderr)
