@@ -8,6 +8,7 @@
 #   combined   web + celery worker + celery beat + smtpd in one container
 #   worker     celery -A ecs worker --events -l info
 #   beat       celery -A ecs beat -l info (schedule in /app/ecs-cache)
+#              (as python3 -m celery: Debian's python3-celery ships no celery command)
 #   smtpd      manage.py smtpd -l info (SMTPD_CONFIG['listen_addr'], 0.0.0.0:8025)
 #   migrate    scripts/checkdb.py, then manage.py migrate --noinput and manage.py bootstrap
 #   run CMD…   CMD as user app in /app/ecs with the venv active
@@ -57,7 +58,7 @@ prepare_database() {
 }
 
 web_server() {
-    as_app python3 -m gunicorn --bind 0.0.0.0:5000 --workers "${ECS_WEB_WORKERS:-2}" \
+    exec_app python3 -m gunicorn --bind 0.0.0.0:5000 --workers "${ECS_WEB_WORKERS:-2}" \
         --access-logfile - --error-logfile - ecs.wsgi:application
 }
 
@@ -67,22 +68,21 @@ case $cmd in
     web)
         prepare_dirs
         if [ "${ECS_MIGRATE_AUTO:-false}" = true ]; then prepare_database; else as_app python3 manage.py bootstrap; fi
-        exec_app python3 -m gunicorn --bind 0.0.0.0:5000 --workers "${ECS_WEB_WORKERS:-2}" \
-            --access-logfile - --error-logfile - ecs.wsgi:application
+        web_server
         ;;
     simple)
         prepare_dirs
-        exec_app python3 -m gunicorn --bind 0.0.0.0:5000 --workers "${ECS_WEB_WORKERS:-2}" \
-            --access-logfile - --error-logfile - ecs.wsgi:application
+        web_server
         ;;
     combined)
         prepare_dirs
         if [ "${ECS_MIGRATE_AUTO:-false}" = true ]; then prepare_database; else as_app python3 manage.py bootstrap; fi
+        # Each one is the background job itself (exec), so the trap reaches the process.
         pids=()
         web_server & pids+=($!)
-        as_app celery -A ecs worker --events -l info & pids+=($!)
-        as_app celery -A ecs beat -l info -s /app/ecs-cache/celerybeat-schedule & pids+=($!)
-        as_app python3 manage.py smtpd -l info & pids+=($!)
+        exec_app python3 -m celery -A ecs worker --events -l info & pids+=($!)
+        exec_app python3 -m celery -A ecs beat -l info -s /app/ecs-cache/celerybeat-schedule & pids+=($!)
+        exec_app python3 manage.py smtpd -l info & pids+=($!)
         trap 'kill -TERM "${pids[@]}" 2>/dev/null' TERM INT
         # The container ends when any of the four does.
         rc=0; wait -n || rc=$?
@@ -92,11 +92,11 @@ case $cmd in
         ;;
     worker)
         prepare_dirs
-        exec_app celery -A ecs worker --events -l info "$@"
+        exec_app python3 -m celery -A ecs worker --events -l info "$@"
         ;;
     beat)
         prepare_dirs
-        exec_app celery -A ecs beat -l info -s /app/ecs-cache/celerybeat-schedule "$@"
+        exec_app python3 -m celery -A ecs beat -l info -s /app/ecs-cache/celerybeat-schedule "$@"
         ;;
     smtpd)
         exec_app python3 manage.py smtpd -l info "$@"

@@ -50,6 +50,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         logging.getLogger().setLevel(options['loglevel'].upper())
+        if options['loglevel'].lower() != 'debug':
+            logging.getLogger('mail.log').setLevel(logging.WARNING)  # aiosmtpd's per-command lines
         host, port = settings.SMTPD_CONFIG['listen_addr']
         domain = settings.SMTPD_CONFIG.get('domain') or settings.DOMAIN
         asyncio.run(self.serve(host, int(port), domain))
