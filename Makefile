@@ -7,7 +7,7 @@ BIN := bin
 # Tests and vet use Debian's SQLite, the one the static agent links, not go-sqlite3's copy.
 export GOFLAGS := -tags=libsqlite3
 
-include firstboot/static.mk mk/image.mk
+include firstboot/static.mk mk/image.mk mk/standin.mk
 
 # command:Debian package for every real tool the tests run against.
 TEST_TOOLS := gpg:gnupg pdftoppm:poppler-utils pdftotext:poppler-utils zbarimg:zbar-tools \
