@@ -35,6 +35,9 @@ const (
 	// The client-certificate CA and its CRL, made by ECS at bootstrap.
 	CAPath  = "/data/ecs-ca/ca.cert.pem"
 	CRLPath = "/data/ecs-ca/crl.pem"
+	// PlaceholderCAPath is what nginx verifies client certificates against until ECS
+	// has made its CA: outside ECS's directory, so ECS's bootstrap still makes its own.
+	PlaceholderCAPath = "/etc/nginx/appliance-placeholder-ca.pem"
 	// Where the application and pdf-as listen on the host.
 	AppAddress   = "127.0.0.1:5000"
 	PDFASAddress = "127.0.0.1:5095"
@@ -78,8 +81,10 @@ func (Service) Files(c *services.Context) ([]machine.File, error) {
 		Webroot: tls.Webroot, App: AppAddress, PDFAS: PDFASAddress,
 		ClientCertsMandatory: c.Env.Appliance.SSL.ClientCertsMandatory,
 	}
-	// A CA without its CRL would make nginx refuse every client certificate.
-	if _, err := os.Stat(c.M.Path(CRLPath)); err == nil {
+	if _, err := os.Stat(c.M.Path(CAPath)); err != nil {
+		p.CA = PlaceholderCAPath
+	} else if _, err := os.Stat(c.M.Path(CRLPath)); err == nil {
+		// A CA without its CRL would make nginx refuse every client certificate.
 		p.CRL = CRLPath
 	}
 	var b bytes.Buffer
@@ -124,15 +129,15 @@ func (Service) CheckLive(ctx context.Context, c *services.Context) error {
 	return err
 }
 
-// Prepare makes a placeholder client-certificate CA until ECS has made its own, so
-// nginx can start, and warns before the CRL expires.
+// Prepare makes the placeholder client-certificate CA nginx uses until ECS has made
+// its own (made once; nginx can then start), and warns before the CRL expires.
 func (Service) Prepare(ctx context.Context, c *services.Context) error {
-	if _, err := os.Stat(c.M.Path(CAPath)); errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(c.M.Path(PlaceholderCAPath)); errors.Is(err, fs.ErrNotExist) {
 		ca, err := placeholderCA(c.Env.Appliance.Domain, c.Now)
 		if err != nil {
 			return err
 		}
-		if _, err := c.Write(ctx, machine.File{Path: CAPath, Data: ca, Owner: "1000"}); err != nil {
+		if _, err := c.Write(ctx, machine.File{Path: PlaceholderCAPath, Data: ca}); err != nil {
 			return err
 		}
 	}

@@ -53,6 +53,9 @@ func TestRenders(t *testing.T) {
 			}
 			servicetest.Golden(t, tc.variant, files)
 			servicetest.Checked(t, c.M, files)
+			if _, err := os.Stat(c.M.Path(CAPath)); !tc.crl && err == nil {
+				t.Errorf("the placeholder went into ECS's %s, which keeps ECS's bootstrap from making its CA", CAPath)
+			}
 		})
 	}
 }
