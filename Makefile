@@ -19,7 +19,8 @@ TEST_TOOLS := gpg:gnupg pdftoppm:poppler-utils pdftotext:poppler-utils zbarimg:z
 
 # Debian packages the image builder's tests use, checked by package (some ship no command).
 TEST_PACKAGES := mmdebstrap debootstrap debian-archive-keyring qemu-utils qemu-system-x86 ovmf \
-	grub-pc-bin grub-efi-amd64-bin cloud-guest-utils postgresql python3-dkim
+	grub-pc-bin grub-efi-amd64-bin cloud-guest-utils postgresql python3-dkim \
+	python3-django python3-psycopg2 python3-celery python3-redis python3-aiosmtpd git
 
 # Fuzz targets (package:name) make test runs for FUZZ_TIME each, after the tests.
 FUZZ_TARGETS := ./env:FuzzParse ./env:FuzzFlattenSelection ./env-tools/qrpaper:FuzzAssemble \
@@ -64,8 +65,11 @@ lint: test-deps
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-## e2e: build the image, then boot it in QEMU (SeaBIOS and OVMF) with an env ISO and a data disk.
-e2e: test-deps image
+## e2e: build the image with the ECS stand-in's base image baked in (the appliance builds
+## the stand-in, a test fixture following ECS's container contract, from a git server on
+## the host), then boot it in QEMU (SeaBIOS and OVMF) with an env ISO and a data disk.
+e2e: IMAGE_VARS += -var 'image_archives=["$(abspath $(STANDIN_BASE))"]'
+e2e: test-deps standin-base image
 	ECS_E2E_IMAGE=$(abspath $(IMAGE_OUTPUT))/appliance.qcow2 $(GO) test -count=1 -v -timeout 60m ./e2e/
 
 clean:

@@ -4,7 +4,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net"
+	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/ethikkom/ecs-appliance/internal/pebbletest"
@@ -14,7 +16,8 @@ import (
 // acmeBoot boots the appliance with ACME against a Pebble on the host, which the
 // guest reaches at 10.0.2.2 (QEMU's user network) and which validates http-01
 // through the forwarded port 80. The appliance must serve a certificate from
-// Pebble's CA, and the second boot must keep it (nothing due: unchanged).
+// Pebble's CA, and the second boot must keep it. Its ECS source is unreachable, so
+// both boots stand by, saying why on the status page: the lighter scenario.
 func acmeBoot(t *testing.T, ecsEnv, image string) {
 	dir := t.TempDir()
 	key, pub := sshKey(t, dir)
@@ -22,6 +25,7 @@ func acmeBoot(t *testing.T, ecsEnv, image string) {
 	pebble := pebbletest.Start(t, pebbletest.Options{TLSHosts: []string{"10.0.2.2"}, HTTPPort: web})
 	_, iso := site(t, ecsEnv, dir, func(s string) string {
 		s = withSSHKey(t, s, pub)
+		s = withSources(t, s, unreachable, unreachable)
 		return replace(t, s, "    letsencrypt:\n      enabled: true\n",
 			"    letsencrypt:\n      enabled: true\n      directory: "+pebble.Directory+"\n      email: ops@"+domain+"\n      root_ca: |\n"+block(string(pebble.RootCA), 8))
 	})
@@ -29,19 +33,29 @@ func acmeBoot(t *testing.T, ecsEnv, image string) {
 	v.ports[80] = net.JoinHostPort("127.0.0.1", strconv.Itoa(web))
 	v.sshKey = key
 
-	first := v.boot(t, "first", "changed")
+	first := v.boot(t, "first", "standby")
 	checkACME(t, first, pebble)
 	first.powerOff(t)
-	second := v.boot(t, "second", "unchanged")
+	second := v.boot(t, "second", "standby")
 	checkACME(t, second, pebble)
+	// Standing by changed nothing: the certificate was kept, no file rewritten.
+	if runs := second.ssh(t, "appliance-agent state"); !regexp.MustCompile(`runs \(newest first\):\n\s+#\d+ \S+ unchanged`).MatchString(runs) {
+		t.Errorf("the second boot was not recorded as unchanged:\n%s", runs)
+	}
 }
+
+// unreachable is a git source nothing listens on (the host's port 1).
+const unreachable = "http://10.0.2.2:1/ecs.git"
 
 // checkACME: https serves a certificate for the domain that Pebble's CA issued, and
 // status.json names its source.
 func checkACME(t testing.TB, b *booted, pebble *pebbletest.Pebble) {
-	st := b.status(t)
+	st := b.status(t, "standby")
 	if c, _ := st["certificate"].(map[string]any); c == nil || c["source"] != "acme" {
 		t.Errorf("status.json certificate: %v", st["certificate"])
+	}
+	if msg, _ := st["message"].(string); !strings.Contains(msg, "no build of ECS to run") || !strings.Contains(msg, "fetching "+unreachable) {
+		t.Errorf("status.json does not say why there is no application: %q", msg)
 	}
 	certs, err := handshake(b.v.ports[443], tls.VersionTLS12, tls.VersionTLS13)
 	if err != nil {

@@ -147,7 +147,7 @@ func (v *vm) boot(t testing.TB, name, want string) *booted {
 	}
 	// One TCG thread for both vCPUs: with a thread each, the guest kernel sometimes
 	// panics mid-boot (a vCPU runs code another is patching), about one boot in three here.
-	args := []string{"-accel", "tcg,thread=single", "-m", "2048", "-smp", "2", "-nographic", "-no-reboot",
+	args := []string{"-accel", "tcg,thread=single", "-m", "3072", "-smp", "2", "-nographic", "-no-reboot",
 		"-serial", "file:" + b.serial, "-monitor", "none",
 		"-drive", "file=" + v.root + ",if=virtio,format=qcow2",
 		"-drive", "file=" + v.iso + ",media=cdrom,readonly=on",
@@ -268,15 +268,15 @@ func (b *booted) trySSH(command string) (string, error) {
 	return string(out), err
 }
 
-// status reads /status.json over http.
-func (b *booted) status(t testing.TB) map[string]any {
+// status reads /status.json over http; its state must be want.
+func (b *booted) status(t testing.TB, want string) map[string]any {
 	t.Helper()
 	body, code, err := get(plainClient(), "http://"+b.v.ports[80]+"/status.json")
 	var st map[string]any
 	if err != nil || code != 200 || json.Unmarshal([]byte(body), &st) != nil {
 		t.Fatalf("GET /status.json: %d %v\n%s", code, err, body)
 	}
-	if st["state"] != "ready" || st["domain"] != domain {
+	if st["state"] != want || st["domain"] != domain {
 		t.Errorf("status.json after outcome %s: %s", b.outcome, body)
 	}
 	return st

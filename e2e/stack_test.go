@@ -5,7 +5,10 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,33 +20,61 @@ import (
 )
 
 // fullStack boots the appliance with its own key and certificate, mandatory client
-// certificates whose CA env.yml puts in /data/ecs-ca, and a data disk, then checks
-// every host service from outside and inside.
+// certificates whose CA env.yml puts in /data/ecs-ca, a data disk, and the ECS
+// stand-in (e2e/standin: a test fixture following ECS's container contract, not ECS)
+// from a git server on the host; then checks every host service and the application
+// from outside and inside, boots again with the git server down, and updates the
+// application to a commit with a migration, one that does not build and one whose
+// migration fails.
 func fullStack(t *testing.T, ecsEnv, image string) {
 	dir := t.TempDir()
+	git := newGitServer(t)
+	repo, v1 := git.repo(t, "ecs", "standin/ecs")
+	manual := filepath.Join(t.TempDir(), "docs")
+	if err := os.MkdirAll(filepath.Join(manual, "user-manual-de"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(manual, "user-manual-de", "index.html"), []byte("e2e manual\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	git.repo(t, "ecs-docs", manual)
 	key, pub := sshKey(t, dir)
-	serverCA, clientCA := newCA(t, "e2e server CA"), newCA(t, "e2e client CA")
+	serverCA := newCA(t, "e2e server CA")
 	serverKey, serverCert := serverCA.issue(t, domain, true)
 	envPath, iso := site(t, ecsEnv, dir, func(s string) string {
 		s = withSSHKey(t, s, pub)
 		s = withDataDisk(t, s)
-		s = replace(t, s, "    client_certs_mandatory: false\n",
+		s = withSources(t, s, git.guestURL("ecs"), git.guestURL("ecs-docs"))
+		return replace(t, s, "    client_certs_mandatory: false\n",
 			"    client_certs_mandatory: true\n    key: |\n"+block(string(serverKey), 6)+"    cert: |\n"+block(string(serverCert), 6))
-		return replace(t, s, "  storage:\n", "  extra:\n    files:\n      - path: /data/ecs-ca/ca.cert.pem\n        owner: \"1000\"\n        permissions: \"0644\"\n        contents: |\n"+block(string(clientCA.pem), 10)+"  storage:\n")
 	})
 	v := newVM(t, dir, image, iso, true, false, 22, 80, 443, 465)
 	v.sshKey = key
 
 	first := v.boot(t, "first", "changed")
-	first.status(t)
-	checkWeb(t, v, serverCert, clientCA)
+	web := newWebClient(t, first, serverCert)
+	checkServing(t, first, v1)
+	checkWeb(t, web, 200, "version: 1")
 	checkDatabase(t, first)
 	checkMail(t, first, envPath)
+	checkApp(t, first, web)
 	first.powerOff(t)
 	checkDataDisk(t, v.data)
 
+	git.down(true) // the second boot must not need it
 	second := v.boot(t, "second", "unchanged")
-	checkBadInput(t, second, serverCert, clientCA)
+	if n := git.down(false); n > 0 {
+		t.Errorf("the second boot asked the git server %d times", n)
+	}
+	checkServing(t, second, v1)
+	checkWeb(t, web, 200, "version: 1")
+	checkBadInput(t, second, web)
+	checkUpdates(t, second, web, repo)
+}
+
+// withSources points ecs.git and ecs.docs.git at the host's git server.
+func withSources(t testing.TB, s, ecs, docs string) string {
+	return replace(t, s, "ecs:\n", "ecs:\n  git:\n    source: "+ecs+"\n    branch: main\n  docs:\n    git:\n      source: "+docs+"\n      branch: main\n")
 }
 
 // withDataDisk makes the env ask for ecs-data and ecs-volatile on the VM's second disk.
@@ -63,42 +94,69 @@ func withDataDisk(t testing.TB, s string) string {
 ` + s[j:]
 }
 
+// webClient reaches the VM's https port with the env's certificate trusted, without
+// and with a client certificate of the env's client CA.
+type webClient struct {
+	v                   *vm
+	serverCert          []byte
+	anonymous, withCert *http.Client
+}
+
+// The client certificate is signed in the VM by the CA ECS made at bootstrap, as
+// ECS would issue one to a user.
+func newWebClient(t testing.TB, b *booted, serverCert []byte) *webClient {
+	roots := x509.NewCertPool()
+	roots.AddCert(parseCert(t, serverCert))
+	out := b.ssh(t, `set -e; d=$(mktemp -d); cd $d
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout c.key -subj /CN=e2e-user -out c.csr 2>/dev/null
+printf 'extendedKeyUsage=clientAuth\n' > ext
+openssl x509 -req -in c.csr -CA /data/ecs-ca/ca.cert.pem -CAkey /data/ecs-ca/private/ca.key.pem -days 2 -set_serial 0x$(openssl rand -hex 8) -extfile ext -out c.crt 2>/dev/null
+cat c.key c.crt; rm -rf $d`)
+	pair, err := tls.X509KeyPair([]byte(out), []byte(out))
+	if err != nil {
+		t.Fatalf("a client certificate from ECS's CA: %v\n%s", err, out)
+	}
+	v := b.v
+	return &webClient{v: v, serverCert: serverCert, anonymous: httpsClient(v.ports[443], roots, nil), withCert: httpsClient(v.ports[443], roots, &pair)}
+}
+
+// page is the body of https://domain/ with the client certificate.
+func (w *webClient) page(t testing.TB) (string, int) {
+	body, code, err := get(w.withCert, "https://"+domain+"/")
+	if err != nil {
+		t.Errorf("https with a client certificate: %v", err)
+	}
+	return body, code
+}
+
 // checkWeb: https serves the env's certificate with TLS 1.2 and 1.3 only; without a
-// client certificate nginx refuses, with one of the env's CA it answers with the
-// status page; http redirects to https; 465 presents the same certificate.
-func checkWeb(t testing.TB, v *vm, serverCert []byte, clientCA *ca) {
+// client certificate nginx refuses, with one of the env's CA it answers wantCode with
+// wantBody in the page; http redirects to https; 465 presents the same certificate.
+func checkWeb(t testing.TB, w *webClient, wantCode int, wantBody string) {
 	for _, ver := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
-		certs, err := handshake(v.ports[443], ver, ver)
-		if err != nil || !sameCert(certs[0], serverCert) {
+		certs, err := handshake(w.v.ports[443], ver, ver)
+		if err != nil || !sameCert(certs[0], w.serverCert) {
 			t.Errorf("443 with TLS %x: %v, or not the env's certificate", ver, err)
 		}
 	}
-	if _, err := handshake(v.ports[443], tls.VersionTLS10, tls.VersionTLS11); err == nil {
+	if _, err := handshake(w.v.ports[443], tls.VersionTLS10, tls.VersionTLS11); err == nil {
 		t.Error("443 accepts TLS 1.1")
 	}
-	roots := x509.NewCertPool()
-	roots.AddCert(parseCert(t, serverCert))
-	body, code, err := get(httpsClient(v.ports[443], roots, nil), "https://"+domain+"/")
+	body, code, err := get(w.anonymous, "https://"+domain+"/")
 	if err != nil || code != 400 {
 		t.Errorf("https without a client certificate: %d %v, want 400\n%s", code, err, body)
 	}
-	ckey, ccert := clientCA.issue(t, "e2e user", false)
-	pair, err := tls.X509KeyPair(ccert, ckey)
-	if err != nil {
-		t.Fatal(err)
+	if body, code := w.page(t); code != wantCode || !strings.Contains(body, wantBody) {
+		t.Errorf("https with a client certificate: %d, want %d and %q\n%s", code, wantCode, wantBody, body)
 	}
-	body, code, err = get(httpsClient(v.ports[443], roots, &pair), "https://"+domain+"/")
-	if err != nil || code != 503 || !strings.Contains(body, "Appliance Ready") {
-		t.Errorf("https with a client certificate: %d %v, want 503 and the status page\n%s", code, err, body)
-	}
-	resp, err := plainClient().Get("http://" + v.ports[80] + "/some/path")
+	resp, err := plainClient().Get("http://" + w.v.ports[80] + "/some/path")
 	if err != nil || resp.StatusCode != 301 || resp.Header.Get("Location") != "https://"+domain+"/some/path" {
 		t.Errorf("http: %v %v, want 301 to https", resp, err)
 	} else {
 		resp.Body.Close()
 	}
-	certs, err := handshake(v.ports[465], tls.VersionTLS12, tls.VersionTLS13)
-	if err != nil || !sameCert(certs[0], serverCert) {
+	certs, err := handshake(w.v.ports[465], tls.VersionTLS12, tls.VersionTLS13)
+	if err != nil || !sameCert(certs[0], w.serverCert) {
 		t.Errorf("465: %v, or not the env's certificate", err)
 	}
 }
@@ -162,7 +220,7 @@ func checkMail(t testing.TB, b *booted, envPath string) {
 // checkBadInput: a CA file nginx cannot load (written as ECS might break it) makes the
 // watch unit refuse to reload nginx, which keeps serving; an extra.packages entry that
 // does not exist fails and is named.
-func checkBadInput(t testing.TB, b *booted, serverCert []byte, clientCA *ca) {
+func checkBadInput(t testing.TB, b *booted, w *webClient) {
 	b.ssh(t, "cp /data/ecs-ca/ca.cert.pem /root/ca.good && echo broken > /data/ecs-ca/ca.cert.pem")
 	var journal string
 	for range 30 {
@@ -175,7 +233,7 @@ func checkBadInput(t testing.TB, b *booted, serverCert []byte, clientCA *ca) {
 	if !strings.Contains(journal, "service nginx: nginx.service not reloaded, what it would load fails its check") {
 		t.Errorf("nginx was not kept from loading the broken CA:\n%s", journal)
 	}
-	checkWeb(t, b.v, serverCert, clientCA)
+	checkWeb(t, w, 200, "version: 1")
 	b.ssh(t, "cp /root/ca.good /data/ecs-ca/ca.cert.pem")
 
 	b.ssh(t, `sed -i 's/^  extra:$/  extra:\n    packages: [ecs-e2e-no-such-package]/' /run/active-env.yml`)

@@ -212,8 +212,10 @@ func (b *boot) fail(ctx context.Context, phase string, err error) error {
 	return fmt.Errorf("%s: %w", phase, err)
 }
 
-// recordFailure moves last_running_ecs to last_failed_ecs as the original's
-// appliance-failed@ did, and saves the run. Before storage exists there is nowhere to
+// recordFailure copies last_running_ecs to last_failed_ecs as the original's
+// appliance-failed@ did, and saves the run. Unlike the original it keeps
+// last_running_ecs: its image is still there, so the next boot starts it without the
+// network instead of building again. Before storage exists there is nowhere to
 // keep it; the status page still says what failed.
 func (b *boot) recordFailure(ctx context.Context) error {
 	if b.store == nil {
@@ -232,9 +234,6 @@ func (b *boot) recordFailure(ctx context.Context) error {
 		last = "invalid"
 	}
 	if err := b.store.SetTag(ctx, state.TagLastFailedECS, last); err != nil {
-		return err
-	}
-	if err := b.store.DeleteTag(ctx, state.TagLastRunningECS); err != nil {
 		return err
 	}
 	return b.save(ctx)

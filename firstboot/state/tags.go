@@ -8,12 +8,16 @@ import (
 	"time"
 )
 
-// Tags of the original appliance (/app/etc/tags), one value each. Only those the
-// appliance uses are named here; the original also had last_build_ecs,
-// last_migration_ecs and last_running_ecs_image.
+// Tags of the original appliance (/app/etc/tags), one value each, and the two this
+// appliance adds (the source of the running build, the last rollback).
 const (
-	TagLastRunningECS       = "last_running_ecs"       // ECS commit deployed now
-	TagLastFailedECS        = "last_failed_ecs"        // commit that failed to start
+	TagLastRunningECS       = "last_running_ecs"       // ECS commit served now
+	TagLastBuildECS         = "last_build_ecs"         // the last commit built
+	TagLastMigrationECS     = "last_migration_ecs"     // the commit of the last migration
+	TagLastRunningECSImage  = "last_running_ecs_image" // the image id served now
+	TagLastFailedECS        = "last_failed_ecs"        // commit that failed to build, migrate or start
+	TagLastRollbackECS      = "last_rollback_ecs"      // "FAILED -> SERVED" of the last rollback
+	TagECSSource            = "ecs_source"             // source and branch or commit of the running build
 	TagLastRunningAppliance = "last_running_appliance" // appliance version deployed now
 )
 

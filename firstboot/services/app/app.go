@@ -14,7 +14,9 @@ import (
 	"github.com/ethikkom/ecs-appliance/env"
 	"github.com/ethikkom/ecs-appliance/firstboot/machine"
 	"github.com/ethikkom/ecs-appliance/firstboot/services"
+	"github.com/ethikkom/ecs-appliance/firstboot/services/cache"
 	"github.com/ethikkom/ecs-appliance/firstboot/services/docker"
+	"github.com/ethikkom/ecs-appliance/firstboot/services/mail"
 	"github.com/ethikkom/ecs-appliance/firstboot/services/postgresql"
 )
 
@@ -98,7 +100,9 @@ func (Service) Files(c *services.Context) ([]machine.File, error) {
 	// stays in a file: an env file cannot carry every multi-line Python text unchanged.
 	envText := fmt.Sprintf("ECS_SETTINGS=exec(open(%q).read())\n",
 		containerSettings)
-	urls := fmt.Sprintf("REDIS_URL=redis://%[1]s:6379/0\nMEMCACHED_URL=memcached://%[1]s:11211\nSMTP_URL=smtp://%[1]s:25\n", docker.BridgeIP)
+	// Port 25 is stunnel's (mail for ECS); ECS's own mail goes out through postfix.
+	urls := fmt.Sprintf("REDIS_URL=redis://%[1]s:%[2]d/0\nMEMCACHED_URL=memcached://%[1]s:%[3]d\nSMTP_URL=smtp://%[1]s:%[4]d\n",
+		docker.BridgeIP, cache.RedisPort, cache.MemcachedPort, mail.SubmissionPort)
 	return []machine.File{
 		{Path: ComposeFile, Data: compose.Bytes()},
 		{Path: EnvFile, Data: []byte(envText), Mode: 0o600, Owner: "app"},

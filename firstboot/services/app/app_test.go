@@ -71,7 +71,7 @@ func TestRenderLoads(t *testing.T) {
 		if got := s.Environment["DATABASE_URL"]; got == nil || !strings.HasPrefix(*got, "postgres://app:") {
 			t.Errorf("%s: DATABASE_URL = %v", name, got)
 		}
-		if got := s.Environment["SMTP_URL"]; got == nil || *got != "smtp://172.17.0.1:25" {
+		if got := s.Environment["SMTP_URL"]; got == nil || *got != "smtp://172.17.0.1:587" {
 			t.Errorf("%s: SMTP_URL = %v", name, got)
 		}
 	}

@@ -13,18 +13,18 @@ import (
 
 	"github.com/ethikkom/ecs-appliance/env"
 	"github.com/ethikkom/ecs-appliance/firstboot/machine"
+	"github.com/ethikkom/ecs-appliance/firstboot/state"
 )
 
-// The lifecycle's tags in the state store (the original's names, plus the source the
-// last build came from and the last rollback).
+// The lifecycle's tags in the state store.
 const (
-	TagRunning   = "last_running_ecs"       // the commit served
-	TagBuild     = "last_build_ecs"         // the last commit built
-	TagMigration = "last_migration_ecs"     // the commit of the last migration
-	TagImage     = "last_running_ecs_image" // the image id served
-	TagFailed    = "last_failed_ecs"        // the commit that failed to build, migrate or start
-	TagRollback  = "last_rollback_ecs"      // "FAILED -> SERVED" of the last rollback
-	TagSource    = "ecs_source"             // source and branch or commit of TagRunning
+	TagRunning   = state.TagLastRunningECS
+	TagBuild     = state.TagLastBuildECS
+	TagMigration = state.TagLastMigrationECS
+	TagImage     = state.TagLastRunningECSImage
+	TagFailed    = state.TagLastFailedECS
+	TagRollback  = state.TagLastRollbackECS
+	TagSource    = state.TagECSSource
 )
 
 // healthWithin is how long a started stack has to answer.
