@@ -217,3 +217,31 @@ func TestFetch(t *testing.T) {
 		t.Errorf("unreachable source: %v", err)
 	}
 }
+
+// TestCopyManual: the manual goes into static/help, also when the source has no
+// static directory, and replaces what an earlier copy left.
+func TestCopyManual(t *testing.T) {
+	root := t.TempDir()
+	m, err := machine.New(root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manual := filepath.Join(root, DocsDir, "user-manual-de")
+	if err := os.MkdirAll(manual, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(manual, "index.html"), []byte("manual"), 0o644)
+	os.MkdirAll(filepath.Join(root, SourceDir), 0o755)
+	l := &Lifecycle{M: m}
+	for range 2 {
+		if err := l.copyManual(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := os.ReadFile(filepath.Join(root, SourceDir, "static/help/index.html")); string(got) != "manual" {
+		t.Errorf("static/help/index.html: %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(root, SourceDir, "static/help/user-manual-de")); err == nil {
+		t.Error("the second copy went into the first one")
+	}
+}

@@ -108,6 +108,9 @@ func (l *Lifecycle) copyManual(ctx context.Context) error {
 	if err := os.RemoveAll(m.Path(dst)); err != nil {
 		return err
 	}
+	if _, err := m.EnsureDir(machine.Dir{Path: filepath.Dir(dst), Owner: l.User}); err != nil {
+		return err
+	}
 	_, err := m.Run(ctx, machine.Command{Name: "cp", Args: []string{"-a", m.Path(src), m.Path(dst)}, User: l.User})
 	return err
 }
