@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -102,19 +103,25 @@ type webClient struct {
 	anonymous, withCert *http.Client
 }
 
-// The client certificate is signed in the VM by the CA ECS made at bootstrap, as
-// ECS would issue one to a user.
+// The client certificate is one the admin issues with appliance-agent app
+// client-cert for a user made with app create-user: signed by the CA the application
+// made at bootstrap.
 func newWebClient(t testing.TB, b *booted, serverCert []byte) *webClient {
 	roots := x509.NewCertPool()
 	roots.AddCert(parseCert(t, serverCert))
-	out := b.ssh(t, `set -e; d=$(mktemp -d); cd $d
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout c.key -subj /CN=e2e-user -out c.csr 2>/dev/null
-printf 'extendedKeyUsage=clientAuth\n' > ext
-openssl x509 -req -in c.csr -CA /data/ecs-ca/ca.cert.pem -CAkey /data/ecs-ca/private/ca.key.pem -days 2 -set_serial 0x$(openssl rand -hex 8) -extfile ext -out c.crt 2>/dev/null
-cat c.key c.crt; rm -rf $d`)
-	pair, err := tls.X509KeyPair([]byte(out), []byte(out))
+	out := b.ssh(t, "appliance-agent app create-user e2e@example.org Erika Muster f")
+	if m := regexp.MustCompile(`passphrase of e2e@example.org \(shown once\): (\S{12,})\n`).FindStringSubmatch(out); m == nil {
+		t.Errorf("app create-user:\n%s", out)
+	}
+	out = b.ssh(t, "appliance-agent app client-cert e2e@example.org 'Erika Muster'")
+	m := regexp.MustCompile(`passphrase of the certificate \(shown once\): (\S+)\nthe certificate for e2e@example.org is (/volatile/ecs-cache/client-certs/\S+\.p12) `).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("app client-cert:\n%s", out)
+	}
+	pemData := b.ssh(t, "printf '%s\\n' "+shellQuote(m[1])+" | openssl pkcs12 -in "+m[2]+" -nodes -passin stdin")
+	pair, err := tls.X509KeyPair([]byte(pemData), []byte(pemData))
 	if err != nil {
-		t.Fatalf("a client certificate from ECS's CA: %v\n%s", err, out)
+		t.Fatalf("the client certificate from app client-cert: %v\n%s", err, pemData)
 	}
 	v := b.v
 	return &webClient{v: v, serverCert: serverCert, anonymous: httpsClient(v.ports[443], roots, nil), withCert: httpsClient(v.ports[443], roots, &pair)}

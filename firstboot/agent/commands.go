@@ -13,6 +13,7 @@ import (
 	"github.com/ethikkom/ecs-appliance/env"
 	"github.com/ethikkom/ecs-appliance/firstboot/machine"
 	"github.com/ethikkom/ecs-appliance/firstboot/services"
+	"github.com/ethikkom/ecs-appliance/firstboot/services/app"
 	"github.com/ethikkom/ecs-appliance/firstboot/services/tls"
 	"github.com/ethikkom/ecs-appliance/firstboot/status"
 )
@@ -66,7 +67,7 @@ func UpdateApp(ctx context.Context, opt Options) error {
 		return err
 	}
 	if !b.m.Live() {
-		return errors.New("the application is deployed only on the running system")
+		return errors.New("the application runs only on the running system")
 	}
 	if b.store, err = OpenState(ctx, b.root); err != nil {
 		return err
@@ -90,6 +91,44 @@ func UpdateApp(ctx context.Context, opt Options) error {
 	}
 	b.m.Out.Line("app: %s", s.Message)
 	return nil
+}
+
+// CreateUser makes an internal user of ECS (group EC-Office) and prints its
+// passphrase once on opt.Out.
+func CreateUser(ctx context.Context, opt Options, email, first, last, gender string) error {
+	l, err := liveLifecycle(opt)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(opt.Out, "passphrase of %s (shown once): ", email)
+	return l.CreateUser(ctx, opt.Out, email, first, last, gender)
+}
+
+// ClientCert issues a client certificate for a user of ECS, prints its passphrase
+// once on opt.Out and says where the PKCS#12 file is.
+func ClientCert(ctx context.Context, opt Options, email, name string) error {
+	l, err := liveLifecycle(opt)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(opt.Out, "passphrase of the certificate (shown once): ")
+	file, err := l.ClientCert(ctx, opt.Out, email, name)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(opt.Out, "the certificate for %s is %s (import it into the user's browser, then delete it)\n", email, file)
+	return nil
+}
+
+func liveLifecycle(opt Options) (*app.Lifecycle, error) {
+	b, err := resume(opt)
+	if err != nil {
+		return nil, err
+	}
+	if !b.m.Live() {
+		return nil, errors.New("the application runs only on the running system")
+	}
+	return b.lifecycle(), nil
 }
 
 // resume is a run on a booted machine: its active env, its facts.

@@ -39,6 +39,12 @@ Usage:
   appliance-agent app update             fetch ecs.git's target; if new: build, dump the database,
                                          migrate, start; on failure serve the previous build again
                                          (and restore the dump if the migration failed)
+  appliance-agent app create-user EMAIL FIRST LAST f|m
+                                         make an internal user of ECS (group EC-Office); prints
+                                         the passphrase once
+  appliance-agent app client-cert EMAIL NAME
+                                         issue a client certificate (PKCS#12) for a user;
+                                         prints its passphrase once and where the file is
   appliance-agent reset-failed           clear the failed state after fixing its cause
   appliance-agent state                  the recorded tags and recent runs
   appliance-agent install MANIFEST       the image build's step (provisioner ecs-appliance):
@@ -75,6 +81,9 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// appArgs are the verbs of "app" and how many arguments each takes.
+var appArgs = map[string]int{"status": 0, "update": 0, "create-user": 4, "client-cert": 2}
+
 type devices []string
 
 func (d *devices) String() string     { return strings.Join(*d, ",") }
@@ -104,7 +113,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "appliance-agent %s: %v\n\n%s", cmd, err, helpText())
 		return 2
 	}
-	if fs.NArg() > 0 && cmd != "configure" && cmd != "install" && cmd != "app" || (cmd == "install" || cmd == "app") && fs.NArg() != 1 || *until != "" && cmd != "boot" || *reload && cmd != "configure" {
+	if _, ok := appArgs[fs.Arg(0)]; cmd == "app" && !ok {
+		fmt.Fprintf(stderr, "appliance-agent app: unknown verb %q (status, update, create-user, client-cert)\n", fs.Arg(0))
+		return 2
+	}
+	if fs.NArg() > 0 && cmd != "configure" && cmd != "install" && cmd != "app" || cmd == "install" && fs.NArg() != 1 || cmd == "app" && fs.NArg() != appArgs[fs.Arg(0)]+1 || *until != "" && cmd != "boot" || *reload && cmd != "configure" {
 		fmt.Fprintf(stderr, "appliance-agent %s: unexpected arguments\n\n%s", cmd, helpText())
 		return 2
 	}
@@ -131,14 +144,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "state":
 		err = printState(ctx, *root, stdout)
 	case "app":
-		switch fs.Arg(0) {
+		opt, a := agent.Options{Root: *root, Out: stdout}, fs.Args()
+		switch a[0] {
 		case "update":
-			err = agent.UpdateApp(ctx, agent.Options{Root: *root, Out: stdout})
+			err = agent.UpdateApp(ctx, opt)
 		case "status":
 			err = printApp(ctx, *root, stdout)
-		default:
-			fmt.Fprintf(stderr, "appliance-agent app: unknown verb %q (status, update)\n", fs.Arg(0))
-			return 2
+		case "create-user":
+			err = agent.CreateUser(ctx, opt, a[1], a[2], a[3], a[4])
+		case "client-cert":
+			err = agent.ClientCert(ctx, opt, a[1], a[2])
 		}
 	case "install":
 		err = installManifest(ctx, *root, fs.Arg(0), stdout)

@@ -74,7 +74,7 @@ func TestUsage(t *testing.T) {
 	if code, _, _ := agentRun("status", "--until", "storage"); code != 2 {
 		t.Errorf("--until on status: exit %d", code)
 	}
-	for _, args := range [][]string{{"install"}, {"install", "a.json", "b.json"}} {
+	for _, args := range [][]string{{"install"}, {"install", "a.json", "b.json"}, {"app"}, {"app", "nonsense"}, {"app", "create-user", "a@example.org"}, {"app", "status", "x"}} {
 		if code, _, _ := agentRun(args...); code != 2 {
 			t.Errorf("%v: exit %d, want 2", args, code)
 		}

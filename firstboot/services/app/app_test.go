@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -243,5 +244,32 @@ func TestCopyManual(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, SourceDir, "static/help/user-manual-de")); err == nil {
 		t.Error("the second copy went into the first one")
+	}
+}
+
+// TestOperatorValuesAreChecked: what an admin types is refused before it reaches the
+// container when it cannot be an address, a name or a gender.
+func TestOperatorValuesAreChecked(t *testing.T) {
+	m, err := machine.New(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &Lifecycle{M: m}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		email, first, last, gender, want string
+	}{
+		{"not an address", "A", "B", "f", "is not an email address"},
+		{"Erika <e@example.org>", "A", "B", "f", "is not an email address"},
+		{"e@example.org", " ", "B", "f", "an empty name"},
+		{"e@example.org", "A", "B\x1b[2J", "f", "control characters"},
+		{"e@example.org", "A", "B", "x", `gender "x": f or m`},
+	} {
+		if err := l.CreateUser(ctx, io.Discard, tc.email, tc.first, tc.last, tc.gender); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("CreateUser(%q, %q, %q, %q) = %v, want %q", tc.email, tc.first, tc.last, tc.gender, err, tc.want)
+		}
+	}
+	if _, err := l.ClientCert(ctx, io.Discard, "e@example.org", ""); err == nil || !strings.Contains(err.Error(), "an empty name") {
+		t.Errorf("ClientCert without a name: %v", err)
 	}
 }
