@@ -243,7 +243,9 @@ func checkBadInput(t testing.TB, b *booted, w *webClient) {
 	checkWeb(t, w, 200, "version: 1")
 	b.ssh(t, "cp /root/ca.good /data/ecs-ca/ca.cert.pem")
 
-	b.ssh(t, `sed -i 's/^  extra:$/  extra:\n    packages: [ecs-e2e-no-such-package]/' /run/active-env.yml`)
+	b.ssh(t, "cp /run/active-env.yml /root/active-env.good")
+	defer b.ssh(t, "cp /root/active-env.good /run/active-env.yml")
+	b.ssh(t, `sed -i 's/^  storage:$/  extra:\n    packages: [ecs-e2e-no-such-package]\n  storage:/' /run/active-env.yml`)
 	out, err := b.trySSH("appliance-agent configure extra")
 	if err == nil || !strings.Contains(out, "cannot install ecs-e2e-no-such-package") {
 		t.Errorf("configure with a missing package: %v\n%s", err, out)
