@@ -23,9 +23,13 @@ func acmeBoot(t *testing.T, ecsEnv, image string) {
 	key, pub := sshKey(t, dir)
 	web := freePort(t)
 	pebble := pebbletest.Start(t, pebbletest.Options{TLSHosts: []string{"10.0.2.2"}, HTTPPort: web})
+	clientCA := newCA(t, "e2e client CA")
 	_, iso := site(t, ecsEnv, dir, func(s string) string {
 		s = withSSHKey(t, s, pub)
 		s = withSources(t, s, unreachable, unreachable)
+		// A client CA env.yml puts where ECS keeps its own, through extra.files.
+		s = replace(t, s, "    client_certs_mandatory: false\n", "    client_certs_mandatory: true\n")
+		s = replace(t, s, "  storage:\n", "  extra:\n    files:\n      - path: /data/ecs-ca/ca.cert.pem\n        owner: \"1000\"\n        permissions: \"0644\"\n        contents: |\n"+block(string(clientCA.pem), 10)+"  storage:\n")
 		return replace(t, s, "    letsencrypt:\n      enabled: true\n",
 			"    letsencrypt:\n      enabled: true\n      directory: "+pebble.Directory+"\n      email: ops@"+domain+"\n      root_ca: |\n"+block(string(pebble.RootCA), 8))
 	})
@@ -35,12 +39,30 @@ func acmeBoot(t *testing.T, ecsEnv, image string) {
 
 	first := v.boot(t, "first", "standby")
 	checkACME(t, first, pebble)
+	checkClientCA(t, first, pebble, clientCA)
 	first.powerOff(t)
 	second := v.boot(t, "second", "standby")
 	checkACME(t, second, pebble)
 	// Standing by changed nothing: the certificate was kept, no file rewritten.
 	if runs := second.ssh(t, "appliance-agent state"); !regexp.MustCompile(`runs \(newest first\):\n\s+#\d+ \S+ unchanged`).MatchString(runs) {
 		t.Errorf("the second boot was not recorded as unchanged:\n%s", runs)
+	}
+}
+
+// checkClientCA: with client certificates mandatory, nginx refuses a request
+// without one and answers one from the env's CA with the status page.
+func checkClientCA(t testing.TB, b *booted, pebble *pebbletest.Pebble, clientCA *ca) {
+	roots := pebble.Roots(t)
+	if body, code, err := get(httpsClient(b.v.ports[443], roots, nil), "https://"+domain+"/"); err != nil || code != 400 {
+		t.Errorf("https without a client certificate: %d %v, want 400\n%s", code, err, body)
+	}
+	key, cert := clientCA.issue(t, "e2e user", false)
+	pair, err := tls.X509KeyPair(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body, code, err := get(httpsClient(b.v.ports[443], roots, &pair), "https://"+domain+"/"); err != nil || code != 503 || !strings.Contains(body, "Appliance Standby") {
+		t.Errorf("https with a certificate of the env's CA: %d %v, want 503 and the status page\n%s", code, err, body)
 	}
 }
 

@@ -273,3 +273,51 @@ func TestOperatorValuesAreChecked(t *testing.T) {
 		t.Errorf("ClientCert without a name: %v", err)
 	}
 }
+
+// memStore is the state store's tags in memory.
+type memStore map[string]string
+
+func (s memStore) Tag(_ context.Context, name string) (string, bool, error) {
+	v, ok := s[name]
+	return v, ok, nil
+}
+func (s memStore) SetTag(_ context.Context, name, value string) error { s[name] = value; return nil }
+func (s memStore) DeleteTag(_ context.Context, name string) error     { delete(s, name); return nil }
+
+// TestBadSourcesStandBy: a source that is not an ECS (no Dockerfile) and a commit id
+// the source lacks end a first boot in standby with the reason, before docker is
+// asked for anything, and record the failed commit.
+func TestBadSourcesStandBy(t *testing.T) {
+	testtool.Require(t, "git")
+	repo := t.TempDir()
+	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "."}, {"commit", "-q", "-m", "no Dockerfile"}} {
+		cmd := exec.Command("git", append([]string{"-C", repo}, args...)...)
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org")
+		if args[0] == "add" {
+			os.WriteFile(filepath.Join(repo, "README"), []byte("not ECS\n"), 0o644)
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	for _, tc := range []struct {
+		git  env.Git
+		want string
+	}{
+		{env.Git{Source: repo, Branch: "main"}, "has no Dockerfile at its root: not an ECS source"},
+		{env.Git{Source: repo, Branch: "main", CommitID: "0123456789abcdef0123456789abcdef01234567"}, "has no commit 0123456789abcdef"},
+	} {
+		c := servicetest.Context(t, nil, services.Facts{})
+		c.Env.ECS.Git = tc.git
+		c.Env.ECS.Docs.Git = env.Git{}
+		store := memStore{}
+		l := &Lifecycle{M: c.M, Env: c.Env, Store: store}
+		_, err := l.Boot(context.Background())
+		if !errors.Is(err, ErrNoBuild) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want standby with %q", tc.git, err, tc.want)
+		}
+		if _, ok := store[TagRunning]; ok {
+			t.Errorf("%+v: a failed first boot recorded a running build", tc.git)
+		}
+	}
+}
