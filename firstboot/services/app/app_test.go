@@ -321,3 +321,14 @@ func TestBadSourcesStandBy(t *testing.T) {
 		}
 	}
 }
+
+// TestOneDeploymentAtATime: while one lifecycle step holds the lock, another is
+// refused with a sentence, not run alongside.
+func TestOneDeploymentAtATime(t *testing.T) {
+	c := servicetest.Context(t, nil, services.Facts{})
+	l := &Lifecycle{M: c.M, Env: c.Env, Store: memStore{}}
+	_, err := l.locked(func() (Outcome, error) { return l.Update(context.Background()) })
+	if err == nil || !strings.Contains(err.Error(), "another deployment of ECS runs") {
+		t.Errorf("a second step while one runs: %v", err)
+	}
+}

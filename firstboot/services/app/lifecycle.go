@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/ethikkom/ecs-appliance/env"
@@ -58,9 +59,38 @@ type Outcome struct {
 // stands by.
 var ErrNoBuild = errors.New("no build of ECS to run")
 
+// LockPath keeps two lifecycle steps (a boot and an update) from running at once.
+const LockPath = "/run/appliance/app.lock"
+
+// locked runs step holding LockPath, or says that another step runs.
+func (l *Lifecycle) locked(step func() (Outcome, error)) (Outcome, error) {
+	p := l.M.Path(LockPath)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return Outcome{}, err
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return Outcome{}, err
+	}
+	defer f.Close() // releases the lock
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return Outcome{}, errors.New("another deployment of ECS runs (a boot or app update); try again when it has ended")
+	}
+	return step()
+}
+
 // Boot starts the build that ran last when the env still names it, without the
 // network; otherwise it fetches, builds, migrates and starts the target (Update).
 func (l *Lifecycle) Boot(ctx context.Context) (Outcome, error) {
+	return l.locked(func() (Outcome, error) { return l.boot(ctx) })
+}
+
+// Update fetches the target commit and deploys it when it is not the one served.
+func (l *Lifecycle) Update(ctx context.Context) (Outcome, error) {
+	return l.locked(func() (Outcome, error) { return l.update(ctx) })
+}
+
+func (l *Lifecycle) boot(ctx context.Context) (Outcome, error) {
 	g := l.Env.ECS.Git
 	last, _, err := l.Store.Tag(ctx, TagRunning)
 	if err != nil {
@@ -74,11 +104,10 @@ func (l *Lifecycle) Boot(ctx context.Context) (Outcome, error) {
 		l.M.Out.Detail("starting the last build, %s (no fetch: the env names the same source)", short(last))
 		return l.serve(ctx, last, "")
 	}
-	return l.Update(ctx)
+	return l.update(ctx)
 }
 
-// Update fetches the target commit and deploys it when it is not the one served.
-func (l *Lifecycle) Update(ctx context.Context) (Outcome, error) {
+func (l *Lifecycle) update(ctx context.Context) (Outcome, error) {
 	g := l.Env.ECS.Git
 	last, _, err := l.Store.Tag(ctx, TagRunning)
 	if err != nil {
