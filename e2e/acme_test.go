@@ -45,7 +45,7 @@ func acmeBoot(t *testing.T, ecsEnv, image string) {
 	checkACME(t, second, pebble)
 	// Standing by changed nothing: the certificate was kept, no file rewritten.
 	if runs := second.ssh(t, "appliance-agent state"); !regexp.MustCompile(`runs \(newest first\):\n\s+#\d+ \S+ unchanged`).MatchString(runs) {
-		t.Errorf("the second boot was not recorded as unchanged:\n%s", runs)
+		t.Errorf("the second boot was not recorded as unchanged:\n%s\nthe agent's lines of that boot:\n%s", runs, agentLines(second.serial))
 	}
 }
 
