@@ -54,11 +54,12 @@ func TestPrepareChecksConfig(t *testing.T) {
 
 func TestChangeCounterAcrossWrites(t *testing.T) {
 	var c changeCounter
-	for _, chunk := range []string{"chan", "ged: a\nother\ncha", "nged: b\n", "changed: c"} {
+	for _, chunk := range []string{"chan", "ged: a\nother\ncha", "nged: b\n", "appliance-agent:   wrote /etc/x\n",
+		"appliance-agent: install: 1 changes\n", "changed: c"} {
 		_, _ = c.Write([]byte(chunk))
 	}
-	if c.n != 2 { // the last line is not finished
-		t.Errorf("counted %d changes, want 2", c.n)
+	if c.n != 3 { // the agent's summary is not a change; the last line is not finished
+		t.Errorf("counted %d changes, want 3", c.n)
 	}
 }
 
