@@ -62,12 +62,9 @@ func Renew(ctx context.Context, opt Options) error {
 // served (the update timer's app step, or the admin): build, dump and migrate, start,
 // with the fallback and rollback of a boot. The status says what it left.
 func UpdateApp(ctx context.Context, opt Options) error {
-	b, err := resume(opt)
+	b, err := liveBoot(opt)
 	if err != nil {
 		return err
-	}
-	if !b.m.Live() {
-		return errors.New("the application runs only on the running system")
 	}
 	if b.store, err = OpenState(ctx, b.root); err != nil {
 		return err
@@ -121,6 +118,15 @@ func ClientCert(ctx context.Context, opt Options, email, name string) error {
 }
 
 func liveLifecycle(opt Options) (*app.Lifecycle, error) {
+	b, err := liveBoot(opt)
+	if err != nil {
+		return nil, err
+	}
+	return b.lifecycle(), nil
+}
+
+// liveBoot is resume on the running system, where the application runs.
+func liveBoot(opt Options) (*boot, error) {
 	b, err := resume(opt)
 	if err != nil {
 		return nil, err
@@ -128,7 +134,7 @@ func liveLifecycle(opt Options) (*app.Lifecycle, error) {
 	if !b.m.Live() {
 		return nil, errors.New("the application runs only on the running system")
 	}
-	return b.lifecycle(), nil
+	return b, nil
 }
 
 // resume is a run on a booted machine: its active env, its facts.
