@@ -153,6 +153,7 @@ func (b *boot) finish(ctx context.Context) error {
 	if err := b.save(ctx); err != nil {
 		return b.fail(ctx, "state", err)
 	}
+	b.writeMetrics(ctx)
 	switch {
 	case b.standby:
 		b.m.Out.Line("outcome standby (appliance.standby is true: nothing started)")
@@ -208,6 +209,7 @@ func (b *boot) fail(ctx context.Context, phase string, err error) error {
 	if serr := b.recordFailure(context.WithoutCancel(ctx)); serr != nil {
 		b.m.Out.Line("failure not recorded in the state store: %v", serr)
 	}
+	b.report(context.WithoutCancel(ctx), "boot", msg)
 	b.m.Out.Line("outcome failed in %s: %v", phase, err)
 	return fmt.Errorf("%s: %w", phase, err)
 }

@@ -55,6 +55,11 @@ func TestBootConvergesAndSecondRunIsUnchanged(t *testing.T) {
 	if !strings.Contains(out, "would start docker.service nginx.service appliance-ecs-ca.path postgresql.service opendkim.service postfix.service stunnel@appliance.service") {
 		t.Errorf("units not reported:\n%s", out)
 	}
+	// The run's figures for node-exporter's textfile collector.
+	prom, _ := os.ReadFile(filepath.Join(root, "app/etc/metric_import/appliance.prom"))
+	if !strings.Contains(string(prom), `letsencrypt_valid_until{domain="ecs.example.org",source="self-signed"}`) || !strings.Contains(string(prom), "appliance_version{") {
+		t.Errorf("appliance.prom:\n%s", prom)
+	}
 	st, err := status.Read(root)
 	if err != nil || st.State != status.Starting || !strings.HasPrefix(st.Source, "local (") || st.Domain != "ecs.example.org" {
 		t.Errorf("status %+v %v", st, err)

@@ -46,6 +46,9 @@ Usage:
                                          issue a client certificate (PKCS#12) for a user;
                                          prints its passphrase once and where the file is
   appliance-agent reset-failed           clear the failed state after fixing its cause
+  appliance-agent report-failure UNIT    send a unit's failure to appliance.sentry.dsn (what
+                                         appliance-failed@.service runs as the appliance
+                                         units' OnFailure); without a DSN it only says so
   appliance-agent state                  the recorded tags and recent runs
   appliance-agent install MANIFEST       the image build's step (provisioner ecs-appliance):
                                          put the recipe's directories, files and links in
@@ -117,7 +120,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "appliance-agent app: unknown verb %q (status, update, create-user, client-cert)\n", fs.Arg(0))
 		return 2
 	}
-	if fs.NArg() > 0 && cmd != "configure" && cmd != "install" && cmd != "app" || cmd == "install" && fs.NArg() != 1 || cmd == "app" && fs.NArg() != appArgs[fs.Arg(0)]+1 || *until != "" && cmd != "boot" || *reload && cmd != "configure" {
+	if fs.NArg() > 0 && cmd != "configure" && cmd != "install" && cmd != "app" && cmd != "report-failure" || (cmd == "install" || cmd == "report-failure") && fs.NArg() != 1 || cmd == "app" && fs.NArg() != appArgs[fs.Arg(0)]+1 || *until != "" && cmd != "boot" || *reload && cmd != "configure" {
 		fmt.Fprintf(stderr, "appliance-agent %s: unexpected arguments\n\n%s", cmd, helpText())
 		return 2
 	}
@@ -143,6 +146,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	case "state":
 		err = printState(ctx, *root, stdout)
+	case "report-failure":
+		err = agent.ReportFailure(ctx, agent.Options{Root: *root, Out: stdout}, fs.Arg(0))
 	case "app":
 		opt, a := agent.Options{Root: *root, Out: stdout}, fs.Args()
 		switch a[0] {

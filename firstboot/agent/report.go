@@ -1,0 +1,113 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/ethikkom/ecs-appliance/env"
+	"github.com/ethikkom/ecs-appliance/firstboot/machine"
+	"github.com/ethikkom/ecs-appliance/firstboot/metrics"
+	"github.com/ethikkom/ecs-appliance/firstboot/report"
+	"github.com/ethikkom/ecs-appliance/firstboot/state"
+)
+
+// report sends a failure to the env's Sentry DSN when it names one. A delivery that
+// fails is a line of output, never a second failure.
+func (b *boot) report(ctx context.Context, group, msg string) {
+	sendReport(ctx, b.m, b.env, b.store, group, msg)
+}
+
+func sendReport(ctx context.Context, m *machine.Machine, e *env.Env, store *state.Store, group, msg string) {
+	if e == nil || e.Appliance.Sentry.DSN == "" {
+		return
+	}
+	tags := map[string]string{}
+	if store != nil {
+		if all, err := store.Tags(ctx); err == nil {
+			for _, t := range all {
+				tags[t.Name] = t.Value
+			}
+		}
+	}
+	err := report.Sender{DSN: e.Appliance.Sentry.DSN, Site: e.Appliance.Domain, Tags: tags}.Send(report.Failure{Group: group, Message: msg})
+	if err != nil {
+		m.Out.Line("sentry: %v", err)
+		return
+	}
+	m.Out.Line("sentry: reported the failure of %s", group)
+}
+
+// ReportFailure sends the failure of a systemd unit to Sentry: what
+// appliance-failed@.service runs for the appliance's units (their OnFailure). It
+// works in the failed state too, when it matters most.
+func ReportFailure(ctx context.Context, opt Options, unit string) error {
+	m, err := machine.New(opt.Root, opt.Out)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(m.Path("/" + ActiveEnvPath))
+	if err != nil {
+		return errors.New("no active env (/" + ActiveEnvPath + "): nowhere to report to")
+	}
+	e, _, err := env.Parse("/"+ActiveEnvPath, data)
+	if err != nil {
+		return err
+	}
+	if e.Appliance.Sentry.DSN == "" {
+		m.Out.Line("sentry: no appliance.sentry.dsn; the failure of %s is in its journal", unit)
+		return nil
+	}
+	if _, err := os.Stat(m.Path("/" + FailedPath)); err == nil && unit == "appliance-agent.service" {
+		m.Out.Line("sentry: the agent reported its own failure")
+		return nil
+	}
+	msg := "unit " + unit + " failed"
+	if m.Live() {
+		// systemd's own words for how it ended (exit-code, timeout, signal …).
+		out, err := m.Run(ctx, machine.Command{Name: "systemctl", Args: []string{"show", "--value", "-p", "Result,ExecMainStatus", unit}})
+		if err == nil {
+			f := strings.Fields(string(out))
+			if len(f) == 2 {
+				msg = fmt.Sprintf("unit %s failed: result %s, exit status %s", unit, f[0], f[1])
+			}
+		}
+	}
+	store, err := OpenState(ctx, m.Root())
+	if err == nil {
+		defer store.Close()
+	} else {
+		store = nil
+	}
+	sendReport(ctx, m, e, store, unit, msg)
+	return nil
+}
+
+// writeMetrics leaves the run's figures for node-exporter's textfile collector: the
+// agent's version, the ECS build served and its last migration, and the certificate's
+// end (letsencrypt_valid_until, the original's name, for every source of the
+// certificate, so that its alert also covers an expiring own certificate).
+func (b *boot) writeMetrics(ctx context.Context) {
+	gauges := []metrics.Gauge{{Name: "appliance_version", Help: "The agent's version (label).", Labels: map[string]string{"version": report.Version()}, Value: 1}}
+	if b.sc != nil && b.sc.Certificate != nil {
+		gauges = append(gauges, metrics.Gauge{Name: "letsencrypt_valid_until", Help: "End of the server certificate's validity, Unix time.",
+			Labels: map[string]string{"domain": b.env.Appliance.Domain, "source": b.sc.Certificate.Source}, Value: float64(b.sc.Certificate.NotAfter.Unix())})
+	}
+	if b.store != nil {
+		if tags, err := b.store.Tags(ctx); err == nil {
+			for _, t := range tags {
+				switch t.Name {
+				case state.TagLastRunningECS:
+					gauges = append(gauges, metrics.Gauge{Name: "ecs_version", Help: "The ECS commit served (label).", Labels: map[string]string{"git_rev": t.Value}, Value: 1})
+				case state.TagLastMigrationECS:
+					gauges = append(gauges, metrics.Gauge{Name: "ecs_last_migrate", Help: "Time of the last migration of ECS's database, Unix time.", Value: float64(t.UpdatedAt.Unix())})
+				}
+			}
+		}
+	}
+	if err := metrics.Write(b.m, "appliance", gauges...); err != nil {
+		b.m.Out.Line("metrics: %v", err)
+	}
+}
