@@ -15,12 +15,13 @@ TEST_TOOLS := gpg:gnupg pdftoppm:poppler-utils pdftotext:poppler-utils zbarimg:z
 	sgdisk:gdisk mkfs.vfat:dosfstools mcopy:mtools convert-im6.q16:imagemagick \
 	blkid:util-linux partx:util-linux losetup:mount sfdisk:fdisk systemd-analyze:systemd \
 	mmdebstrap:mmdebstrap /usr/sbin/sshd:openssh-server /usr/sbin/nginx:nginx \
-	/usr/sbin/postconf:postfix /usr/sbin/opendkim:opendkim /usr/bin/stunnel4:stunnel4
+	/usr/sbin/postconf:postfix /usr/sbin/opendkim:opendkim /usr/bin/stunnel4:stunnel4 \
+	duplicity:duplicity duply:duply
 
 # Debian packages the image builder's tests use, checked by package (some ship no command).
 TEST_PACKAGES := mmdebstrap debootstrap debian-archive-keyring qemu-utils qemu-system-x86 ovmf \
 	grub-pc-bin grub-efi-amd64-bin cloud-guest-utils postgresql python3-dkim \
-	python3-django python3-psycopg2 python3-celery python3-redis python3-aiosmtpd git
+	python3-django python3-psycopg2 python3-celery python3-redis python3-aiosmtpd git locales
 
 # Fuzz targets (package:name) make test runs for FUZZ_TIME each, after the tests.
 FUZZ_TARGETS := ./env:FuzzParse ./env:FuzzFlattenSelection ./env-tools/qrpaper:FuzzAssemble \
@@ -54,6 +55,12 @@ test-deps: static-deps image-deps
 		echo "installing test tools: $${missing[*]}"; \
 		$$sudo apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$(printf '%s\n' "$${missing[@]}" | sort -u); \
+	fi
+	@# The ECS database's locale (template0, de_DE.UTF-8), which the tests' PostgreSQL needs.
+	@if ! locale -a | grep -qx 'de_DE.utf8'; then \
+		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		echo "generating the locale de_DE.UTF-8"; \
+		$$sudo sed -i 's/^# *\(de_DE.UTF-8 UTF-8\)/\1/' /etc/locale.gen && $$sudo locale-gen; \
 	fi
 
 lint: test-deps

@@ -74,20 +74,26 @@ func UpdateApp(ctx context.Context, opt Options) error {
 	if err := b.appOutcome(out, err); err != nil {
 		return err
 	}
+	if err := b.publishApp(); err != nil {
+		return err
+	}
+	if b.appStandby != "" {
+		return errors.New(b.appStandby)
+	}
+	_, _, msg, _ := b.appState()
+	b.m.Out.Line("app: %s", msg)
+	return nil
+}
+
+// publishApp puts what the app's lifecycle left on the status page, keeping the rest.
+func (b *boot) publishApp() error {
 	s, err := status.Read(b.root)
 	if err != nil {
 		s = status.Status{}
 	}
 	s.State, s.Title, s.Message, s.Phase = b.appState()
 	s.App, s.Time = b.appStatus, b.opt.Now()
-	if err := status.Publish(b.root, s); err != nil {
-		return err
-	}
-	if b.appStandby != "" {
-		return errors.New(b.appStandby)
-	}
-	b.m.Out.Line("app: %s", s.Message)
-	return nil
+	return status.Publish(b.root, s)
 }
 
 // CreateUser makes an internal user of ECS (group EC-Office) and prints its

@@ -91,7 +91,7 @@ func (b *boot) storage(ctx context.Context) (bool, error) {
 	dirs, rels := layout(b.env)
 	res, err := storage.Ensure(ctx, storage.Options{Root: b.root, Storage: b.env.Appliance.Storage, Devices: blockDevices(b.opt.Devices),
 		Mount: b.opt.Mount, Dirs: dirs, Relocations: rels})
-	for _, a := range res.Actions {
+	for _, a := range append(res.Actions, res.Mounted...) {
 		b.m.Out.Detail("%s", a)
 	}
 	b.changed = b.changed || res.Changed()
@@ -281,6 +281,12 @@ func (b *boot) start(ctx context.Context) (bool, error) {
 // force), each after its service's check of what they would load.
 func (b *boot) refresh(ctx context.Context, force ...services.Service) error {
 	sd := b.m.Systemd
+	if b.sc.ChangedUnder("/etc/systemd/system/") {
+		// A unit file a service writes (the update timer) is read only after this.
+		if err := sd.DaemonReload(ctx); err != nil {
+			return err
+		}
+	}
 	changes := services.Refresh(b.sc, Stack, force...)
 	defer b.sc.Refreshed()
 	for _, ch := range changes {

@@ -12,6 +12,7 @@ import (
 	"github.com/ethikkom/ecs-appliance/firstboot/machine"
 	"github.com/ethikkom/ecs-appliance/firstboot/services"
 	"github.com/ethikkom/ecs-appliance/firstboot/services/app"
+	"github.com/ethikkom/ecs-appliance/firstboot/services/backup"
 	"github.com/ethikkom/ecs-appliance/firstboot/services/cache"
 	"github.com/ethikkom/ecs-appliance/firstboot/services/docker"
 	"github.com/ethikkom/ecs-appliance/firstboot/services/extra"
@@ -20,6 +21,7 @@ import (
 	"github.com/ethikkom/ecs-appliance/firstboot/services/postgresql"
 	"github.com/ethikkom/ecs-appliance/firstboot/services/stunnel"
 	"github.com/ethikkom/ecs-appliance/firstboot/services/tls"
+	"github.com/ethikkom/ecs-appliance/firstboot/services/update"
 )
 
 // Stack is the appliance's services in the order the configure phase applies them:
@@ -34,6 +36,8 @@ var Stack = []services.Service{
 	stunnel.Service{},
 	cache.Service{},
 	app.Service{},
+	backup.Service{},
+	update.Service{},
 }
 
 // layout is what the services keep on /data and /volatile.

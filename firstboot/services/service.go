@@ -209,6 +209,18 @@ func (c *Context) AnyChanged() bool {
 	return false
 }
 
+// ChangedUnder reports whether the run changed a file under dir since Refreshed.
+func (c *Context) ChangedUnder(dir string) bool {
+	for _, paths := range c.changed {
+		for _, p := range paths {
+			if strings.HasPrefix(p, dir) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Refreshed forgets the changes Refresh has reported, once the units have taken
 // them; AnyChanged still counts them.
 func (c *Context) Refreshed() {

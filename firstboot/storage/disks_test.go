@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -27,15 +29,27 @@ func TestFreshDisk(t *testing.T) {
 		"made ext4 filesystem ecs-volatile on " + dev + "p2",
 		"added to /etc/fstab: LABEL=ecs-data /data ext4 defaults,nofail 0 2",
 		"added to /etc/fstab: LABEL=ecs-volatile /volatile ext4 defaults,nofail 0 2",
-		"mounted " + dev + "p1 (ecs-data) on /data",
-		"mounted " + dev + "p2 (ecs-volatile) on /volatile",
 		"created /data/postgresql (owner postgres, mode 0755)",
 	} {
 		if !hasAction(res, want) {
 			t.Errorf("no action %q in\n%s", want, strings.Join(res.Actions, "\n"))
 		}
 	}
+	if want := []string{"mounted " + dev + "p1 (ecs-data) on /data", "mounted " + dev + "p2 (ecs-volatile) on /volatile"}; !slices.Equal(res.Mounted, want) {
+		t.Errorf("mounted %q, want %q", res.Mounted, want)
+	}
 	ensureUnchanged(t, opts)
+
+	// A boot on which systemd did not mount them (its wait for the device timed
+	// out): the agent mounts them, and that changes nothing (issue 10, item 10).
+	for _, v := range []string{"/data", "/volatile"} {
+		if out, err := exec.Command("umount", filepath.Join(opts.Root, v)).CombinedOutput(); err != nil {
+			t.Fatalf("umount %s: %v\n%s", v, err, out)
+		}
+	}
+	if res := ensure(t, opts); res.Changed() || len(res.Mounted) != 2 {
+		t.Errorf("mounting what fstab names counted as a change: actions %q, mounted %q", res.Actions, res.Mounted)
+	}
 
 	if out := sh(t, "sgdisk", "-v", dev); !strings.Contains(out, "No problems found") {
 		t.Errorf("sgdisk -v:\n%s", out)

@@ -60,7 +60,7 @@ func (e *ensurer) mountVolume(ctx context.Context, v volume, fs fsInfo) error {
 	if err := e.mount(ctx, fs.Device, e.path(v.mount), fs.Type); err != nil {
 		return fmt.Errorf("mounting %s (%s) on %s: %w", fs.Device, v.label, v.mount, err)
 	}
-	e.did("mounted %s (%s) on %s", fs.Device, v.label, v.mount)
+	e.mounted = append(e.mounted, fmt.Sprintf("mounted %s (%s) on %s", fs.Device, v.label, v.mount))
 	return nil
 }
 

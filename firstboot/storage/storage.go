@@ -60,6 +60,10 @@ type MountFunc func(ctx context.Context, device, target, fstype string) error
 // from the machine's root.
 type Result struct {
 	Actions []string
+	// Mounted are the volumes Ensure mounted. A mount is not a change of the
+	// machine: fstab mounts them at boot, and the agent mounts only what systemd has
+	// not (yet: on a slow boot its wait for the device can time out first).
+	Mounted []string
 }
 
 // Changed reports whether Ensure changed anything.
@@ -80,7 +84,7 @@ func Ensure(ctx context.Context, opts Options) (*Result, error) {
 		return &Result{}, err
 	}
 	err = e.run(ctx)
-	return &Result{Actions: e.actions}, err
+	return &Result{Actions: e.actions, Mounted: e.mounted}, err
 }
 
 // ensurer carries one run of Ensure.
@@ -95,6 +99,7 @@ type ensurer struct {
 	relocations []services.Relocation
 	volumes     []volume
 	actions     []string
+	mounted     []string // see Result.Mounted
 }
 
 func newEnsurer(opts Options) (*ensurer, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -164,8 +165,8 @@ func TestWholeDiskFilesystemsAndBusyMountPoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := ensure(t, opts)
-	if !hasAction(res, "mounted "+a+" (ecs-data) on /data") || !hasAction(res, "mounted "+b+" (ecs-volatile) on /volatile") {
-		t.Errorf("actions:\n%s", strings.Join(res.Actions, "\n"))
+	if want := []string{"mounted " + a + " (ecs-data) on /data", "mounted " + b + " (ecs-volatile) on /volatile"}; !slices.Equal(res.Mounted, want) {
+		t.Errorf("mounted %q, want %q", res.Mounted, want)
 	}
 	ensureUnchanged(t, opts)
 }

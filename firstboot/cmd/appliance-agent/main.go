@@ -35,6 +35,20 @@ Usage:
                                          any case, after checking what they would load);
                                          services: %s
   appliance-agent renew                  renew the ACME certificate if due (appliance-renew.timer)
+  appliance-agent update                 what appliance-update.timer runs (appliance.update.*):
+                                         Debian's updates (unattended-upgrades), then app update,
+                                         then renew, then a reboot if a package asks for one;
+                                         honours /app/etc/flags/force.update.*
+  appliance-agent backup                 what appliance-backup.timer runs (daily, 22:30): dump the
+                                         database, then duplicity of /data/ecs-storage-vault and
+                                         /data/ecs-pgdump to appliance.backup.url, encrypted to
+                                         appliance.backup.encrypt; two full chains are kept
+  appliance-agent restore --yes-i-am-sure [--only-restore]
+                                         fill an appliance whose vault and dump directory are
+                                         empty from the newest backup (also one of the original
+                                         appliance), load the database from its dump (a database
+                                         that is there is kept, renamed) and start ECS on it;
+                                         --only-restore: the files only
   appliance-agent app status             the ECS build served, built, migrated, failed, rolled back
   appliance-agent app update             fetch ecs.git's target; if new: build, dump the database,
                                          migrate, start; on failure serve the previous build again
@@ -108,6 +122,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Var(&devs, "device", "")
 	until := fs.String("until", "", "")
 	reload := fs.Bool("reload", false, "")
+	sure := fs.Bool("yes-i-am-sure", false, "")
+	onlyRestore := fs.Bool("only-restore", false, "")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, helpText())
@@ -120,7 +136,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "appliance-agent app: unknown verb %q (status, update, create-user, client-cert)\n", fs.Arg(0))
 		return 2
 	}
-	if fs.NArg() > 0 && cmd != "configure" && cmd != "install" && cmd != "app" && cmd != "report-failure" || (cmd == "install" || cmd == "report-failure") && fs.NArg() != 1 || cmd == "app" && fs.NArg() != appArgs[fs.Arg(0)]+1 || *until != "" && cmd != "boot" || *reload && cmd != "configure" {
+	if fs.NArg() > 0 && cmd != "configure" && cmd != "install" && cmd != "app" && cmd != "report-failure" || (cmd == "install" || cmd == "report-failure") && fs.NArg() != 1 || cmd == "app" && fs.NArg() != appArgs[fs.Arg(0)]+1 || *until != "" && cmd != "boot" || *reload && cmd != "configure" || (*sure || *onlyRestore) && cmd != "restore" {
 		fmt.Fprintf(stderr, "appliance-agent %s: unexpected arguments\n\n%s", cmd, helpText())
 		return 2
 	}
@@ -136,6 +152,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = agent.Reconfigure(ctx, agent.Options{Root: *root, Out: stdout}, fs.Args(), *reload)
 	case "renew":
 		err = agent.Renew(ctx, agent.Options{Root: *root, Out: stdout})
+	case "update":
+		err = agent.Update(ctx, agent.Options{Root: *root, Out: stdout})
+	case "backup":
+		err = agent.Backup(ctx, agent.Options{Root: *root, Out: stdout})
+	case "restore":
+		if !*sure {
+			fmt.Fprintln(stderr, "appliance-agent restore: it replaces the vault, the dumps and the database's contents; say --yes-i-am-sure")
+			return 2
+		}
+		err = agent.Restore(ctx, agent.Options{Root: *root, Out: stdout}, *onlyRestore)
 	case "discover":
 		err = discover(ctx, *root, devs, stdout)
 	case "status":

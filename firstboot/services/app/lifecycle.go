@@ -131,8 +131,8 @@ func (l *Lifecycle) update(ctx context.Context) (Outcome, error) {
 	return l.deploy(ctx, commit, last)
 }
 
-// deploy builds commit, migrates behind a dump when the build has migrations the
-// database lacks, and starts it; any failure returns to the build served before.
+// deploy builds commit and installs it; any failure returns to the build served
+// before.
 func (l *Lifecycle) deploy(ctx context.Context, commit, prev string) (Outcome, error) {
 	if _, err := os.Stat(l.M.Path(filepath.Join(SourceDir, "Dockerfile"))); err != nil {
 		return l.fallBack(ctx, prev, commit, fmt.Errorf("%s has no Dockerfile at its root: not an ECS source", Redact(l.Env.ECS.Git.Source)))
@@ -145,6 +145,29 @@ func (l *Lifecycle) deploy(ctx context.Context, commit, prev string) (Outcome, e
 	if err := l.Store.SetTag(ctx, TagBuild, commit); err != nil {
 		return Outcome{}, err
 	}
+	return l.install(ctx, commit, prev)
+}
+
+// Reinstall starts the build served on a database that was replaced underneath it
+// (a restore): the migrations it lacks behind a dump, else bootstrap, then start,
+// with the rollback of an update. Without a build there is nothing to start
+// (ErrNoBuild).
+func (l *Lifecycle) Reinstall(ctx context.Context) (Outcome, error) {
+	return l.locked(func() (Outcome, error) {
+		last, _, err := l.Store.Tag(ctx, TagRunning)
+		if err != nil {
+			return Outcome{}, err
+		}
+		if last == "" || l.imageID(ctx, image(last)) == "" {
+			return Outcome{}, ErrNoBuild
+		}
+		return l.install(ctx, last, last)
+	})
+}
+
+// install runs the built commit: migrations the database lacks behind a dump, else
+// bootstrap, then start; any failure returns to prev.
+func (l *Lifecycle) install(ctx context.Context, commit, prev string) (Outcome, error) {
 	if err := l.stop(ctx); err != nil {
 		return Outcome{}, err
 	}
