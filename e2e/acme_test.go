@@ -10,23 +10,29 @@ import (
 	"testing"
 
 	"github.com/ethikkom/ecs-appliance/internal/pebbletest"
-	"github.com/ethikkom/ecs-appliance/internal/testtool"
 )
 
 // acmeBoot boots the appliance with ACME against a Pebble on the host, which the
 // guest reaches at 10.0.2.2 (QEMU's user network) and which validates http-01
 // through the forwarded port 80. The appliance must serve a certificate from
 // Pebble's CA, and the second boot must keep it. Its ECS source is unreachable, so
-// both boots stand by, saying why on the status page: the lighter scenario.
-func acmeBoot(t *testing.T, ecsEnv, image string) {
+// both boots stand by, saying why on the status page: the lighter scenario. With the
+// SeaBIOS VM's backup key and backup disk, its first boot restores that backup.
+func acmeBoot(t *testing.T, ecsEnv, image string, backup *backupRun) {
+	if backup == nil {
+		t.Error("the SeaBIOS run left no backup to restore")
+	}
 	dir := t.TempDir()
 	key, pub := sshKey(t, dir)
-	web := freePort(t)
+	web, hold := reservePort(t)
 	pebble := pebbletest.Start(t, pebbletest.Options{TLSHosts: []string{"10.0.2.2"}, HTTPPort: web})
 	clientCA := newCA(t, "e2e client CA")
 	_, iso := site(t, ecsEnv, dir, func(s string) string {
 		s = withSSHKey(t, s, pub)
 		s = withSources(t, s, unreachable, unreachable)
+		if backup != nil {
+			s = replace(t, s, backupSection(t, s), backup.section)
+		}
 		// A client CA env.yml puts where ECS keeps its own, through extra.files.
 		s = replace(t, s, "    client_certs_mandatory: false\n", "    client_certs_mandatory: true\n")
 		s = replace(t, s, "  storage:\n", "  extra:\n    files:\n      - path: /data/ecs-ca/ca.cert.pem\n        owner: \"1000\"\n        permissions: \"0644\"\n        contents: |\n"+block(string(clientCA.pem), 10)+"  storage:\n")
@@ -35,11 +41,18 @@ func acmeBoot(t *testing.T, ecsEnv, image string) {
 	})
 	v := newVM(t, dir, image, iso, false, true, 22, 443)
 	v.ports[80] = net.JoinHostPort("127.0.0.1", strconv.Itoa(web))
+	v.held = append(v.held, hold)
+	if backup != nil {
+		v.extra = []string{backup.disk}
+	}
 	v.sshKey = key
 
 	first := v.boot(t, "first", "standby")
 	checkACME(t, first, pebble)
 	checkClientCA(t, first, pebble, clientCA)
+	if backup != nil {
+		checkRestore(t, first, backup)
+	}
 	first.powerOff(t)
 	second := v.boot(t, "second", "standby")
 	checkACME(t, second, pebble)
@@ -92,9 +105,13 @@ func checkACME(t testing.TB, b *booted, pebble *pebbletest.Pebble) {
 	}
 }
 
-// freePort is a free port on 127.0.0.1.
-func freePort(t testing.TB) int {
-	_, port, _ := net.SplitHostPort(testtool.FreeAddress(t))
-	p, _ := strconv.Atoi(port)
-	return p
+// reservePort is a free port on 127.0.0.1, held by the listener returned until it
+// is closed.
+func reservePort(t testing.TB) (int, net.Listener) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l.Addr().(*net.TCPAddr).Port, l
 }

@@ -2,7 +2,8 @@
 // ecs-env, as an admin would, and checks from the host what the appliance serves:
 // the whole host stack on SeaBIOS (own certificate, client certificates, PostgreSQL,
 // DKIM-signed mail, stunnel; a data disk), and an ACME certificate from a Pebble on
-// the host on OVMF. Each VM boots twice; the second boot must change nothing.
+// the host on OVMF, which also restores the SeaBIOS VM's backup. Each VM boots twice;
+// the second boot must change nothing.
 // It needs the image: `make e2e` builds it and sets ECS_E2E_IMAGE.
 package e2e
 
@@ -34,10 +35,13 @@ func TestBootImage(t *testing.T) {
 		t.Skip("ECS_E2E_IMAGE is not set: run make e2e, which builds the image first")
 	}
 	ecsEnv := prerequisites(t)
-	t.Run("seabios", func(t *testing.T) { fullStack(t, ecsEnv, image) })
+	// The SeaBIOS VM's backup is restored on the OVMF VM: one VM less to boot.
+	shared := t.TempDir()
+	var backup *backupRun
+	t.Run("seabios", func(t *testing.T) { backup = fullStack(t, ecsEnv, image, shared) })
 	t.Run("ovmf", func(t *testing.T) {
 		testtool.RequireFile(t, "/usr/share/OVMF/OVMF_CODE.fd")
-		acmeBoot(t, ecsEnv, image)
+		acmeBoot(t, ecsEnv, image, backup)
 	})
 }
 
@@ -105,6 +109,10 @@ type vm struct {
 	dir, root, data, iso, ovmfVars string
 	ports                          map[int]string // guest port → host address
 	sshKey                         string
+	extra                          []string // further raw disks, after the data disk
+	// held keep host ports free for QEMU's forwards until it starts (a port found
+	// free and closed could be handed to Pebble's listeners in between).
+	held []net.Listener
 }
 
 func newVM(t testing.TB, dir, image, iso string, dataDisk bool, ovmf bool, guestPorts ...int) *vm {
@@ -153,14 +161,27 @@ func (v *vm) boot(t testing.TB, name, want string) *booted {
 		"-drive", "file=" + v.iso + ",media=cdrom,readonly=on",
 		"-netdev", "user,id=n0," + strings.Join(fwd, ","), "-device", "virtio-net-pci,netdev=n0",
 		"-qmp", "unix:" + b.qmp + ",server,nowait"}
-	if v.data != "" {
-		args = append(args, "-drive", "file="+v.data+",if=virtio,format=raw")
+	for _, d := range append([]string{v.data}, v.extra...) {
+		if d != "" {
+			args = append(args, "-drive", "file="+d+",if=virtio,format=raw")
+		}
 	}
 	if v.ovmfVars != "" {
 		args = append(args, "-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd",
 			"-drive", "if=pflash,format=raw,file="+v.ovmfVars)
 	}
 	b.qemu = exec.Command("qemu-system-x86_64", args...)
+	qemuLog := filepath.Join(v.dir, name+"-qemu.log")
+	logFile, err := os.Create(qemuLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	b.qemu.Stdout, b.qemu.Stderr = logFile, logFile
+	for _, l := range v.held {
+		l.Close()
+	}
+	v.held = nil
 	started := time.Now()
 	if err := b.qemu.Start(); err != nil {
 		t.Fatal(err)
@@ -176,7 +197,7 @@ func (v *vm) boot(t testing.TB, name, want string) *booted {
 	defer cancel()
 	outcome, err := waitOutcome(ctx, b.serial, b.exited)
 	if err != nil {
-		t.Fatalf("%s boot: %v", name, err)
+		t.Fatalf("%s boot: %v\nQEMU's output:\n%s", name, err, tail(qemuLog, 20))
 	}
 	b.outcome = outcome
 	// The figure the issue asks for: QEMU start to the agent's outcome, under TCG.

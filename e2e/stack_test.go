@@ -26,8 +26,8 @@ import (
 // from a git server on the host; then checks every host service and the application
 // from outside and inside, boots again with the git server down, and updates the
 // application to a commit with a migration, one that does not build and one whose
-// migration fails.
-func fullStack(t *testing.T, ecsEnv, image string) {
+// migration fails; then backs up to a disk the OVMF VM restores from.
+func fullStack(t *testing.T, ecsEnv, image, shared string) *backupRun {
 	dir := t.TempDir()
 	git := newGitServer(t)
 	repo, v1 := git.repo(t, "ecs", "standin/ecs")
@@ -46,11 +46,14 @@ func fullStack(t *testing.T, ecsEnv, image string) {
 		s = withSSHKey(t, s, pub)
 		s = withDataDisk(t, s)
 		s = withSources(t, s, git.guestURL("ecs"), git.guestURL("ecs-docs"))
+		s = withBackupDisk(t, s)
 		return replace(t, s, "    client_certs_mandatory: false\n",
 			"    client_certs_mandatory: true\n    key: |\n"+block(string(serverKey), 6)+"    cert: |\n"+block(string(serverCert), 6))
 	})
 	v := newVM(t, dir, image, iso, true, false, 22, 80, 443, 465)
 	v.sshKey = key
+	backupDisk := newBackupDisk(t, shared)
+	v.extra = []string{backupDisk}
 
 	first := v.boot(t, "first", "changed")
 	web := newWebClient(t, first, serverCert)
@@ -71,6 +74,7 @@ func fullStack(t *testing.T, ecsEnv, image string) {
 	checkWeb(t, web, 200, "version: 1")
 	checkBadInput(t, second, web)
 	checkUpdates(t, second, web, repo)
+	return checkBackup(t, second, envPath, backupDisk)
 }
 
 // withSources points ecs.git and ecs.docs.git at the host's git server.
