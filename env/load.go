@@ -452,6 +452,8 @@ func (d *decoder) field(v reflect.Value, f fieldInfo, k, val *yaml.Node, path st
 		d.warnf(k, "%s is accepted for compatibility with the original appliance, but this appliance does not act on it", path)
 	case "deprecated":
 		d.warnf(k, "%s is deprecated, use %s", path, arg)
+	case "image":
+		d.warnf(k, "%s is not used: the original updated itself from it, this appliance is updated with a new disk image (the data disks are carried over)", path)
 	}
 	d.value(val, v, path)
 }

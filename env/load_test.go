@@ -111,12 +111,13 @@ func TestOriginalTemplateEnvLoadsWithDefaults(t *testing.T) {
 	if !*a.Update.Automatic || a.Update.OnCalendar != "Sun *-*-* 06:30:00" {
 		t.Errorf("update %+v", a.Update)
 	}
-	var deprecated bool
+	var deprecated, image bool
 	for _, w := range warns {
 		deprecated = deprecated || strings.Contains(w.Msg, "appliance.extra.files.0.content is deprecated, use contents")
+		image = image || strings.Contains(w.String(), "template-env.yml:21:3: warning: appliance.git is not used") && strings.Contains(w.Msg, "new disk image")
 	}
-	if !deprecated {
-		t.Errorf("no deprecation warning for content: %v", warns)
+	if !deprecated || !image {
+		t.Errorf("no deprecation warning for content, or none saying appliance.git is not used: %v", warns)
 	}
 }
 

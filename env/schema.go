@@ -15,6 +15,7 @@ import "gopkg.in/yaml.v3"
 //	env:"dead"      the original appliance accepted the key but never used it: load with a warning
 //	env:"ignored"   accepted for compatibility, but this appliance does not act on it: warning
 //	env:"deprecated=NEW"  an old spelling of key NEW: works, with a warning
+//	env:"image"     the original updated itself from it; this appliance is updated with a new disk image: warning
 
 // Env is a loaded env.yml.
 type Env struct {
@@ -43,7 +44,7 @@ type Appliance struct {
 	SSL          SSL     `yaml:"ssl"`
 	Sentry       Sentry  `yaml:"sentry"`
 	Metric       Metric  `yaml:"metric"`
-	Git          Git     `yaml:"git"`
+	Git          Git     `yaml:"git" env:"image"`
 	Extra        Extra   `yaml:"extra"`
 	Update       Update  `yaml:"update"`
 	Storage      Storage `yaml:"storage"`
