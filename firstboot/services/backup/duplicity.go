@@ -24,6 +24,7 @@ import (
 const (
 	fullAfter = "2M"
 	keepFull  = 2
+	volSize   = "25" // MB, the original's --volsize
 )
 
 // job is one run of duplicity commands against appliance.backup.url. Only options
@@ -129,7 +130,9 @@ func (j *job) common() []string {
 // they override them, and before the selection, so their own includes and excludes
 // take precedence.
 func (j *job) backupArgs() []string {
-	args := append(j.common(), "--encrypt-key", j.fpr, "--full-if-older-than", fullAfter)
+	// --volsize: the original's 25 MB volumes. duplicity 3's default of 200 MB wants
+	// about 480 MB free in TempDir before it starts, more than a small /volatile has.
+	args := append(j.common(), "--encrypt-key", j.fpr, "--full-if-older-than", fullAfter, "--volsize", volSize)
 	args = append(args, j.options...)
 	for _, d := range saved {
 		args = append(args, "--include", j.m.Path(filepath.Join(DataDir, d)))
