@@ -91,40 +91,54 @@ func scanImage(img image.Image) []string {
 	var done [4]bool // quadrants holding a code read
 	seen := map[string]bool{}
 	var texts []string
-	read := func(bits *gozxing.BitMatrix, info *detector.FinderPatternInfo, origin image.Point, scale float64) bool {
+	// quadrantOf returns the quadrant of the code whose finder patterns are info,
+	// found in the part of the page from origin on, scaled by scale: the code's
+	// centre lies half-way between its top right and bottom left.
+	quadrantOf := func(info *detector.FinderPatternInfo, origin image.Point, scale float64) int {
+		tr, bl := info.GetTopRight(), info.GetBottomLeft()
+		cx := float64(origin.X) + (tr.GetX()+bl.GetX())/2/scale
+		cy := float64(origin.Y) + (tr.GetY()+bl.GetY())/2/scale
+		return quadrant(cx, cy, w, h)
+	}
+	read := func(bits *gozxing.BitMatrix, info *detector.FinderPatternInfo, q int) {
 		s, ok := decodeAt(bits, info)
 		if !ok {
-			return false
+			return
 		}
-		// The code's centre lies half-way between its top right and bottom left.
-		cx := float64(origin.X) + (info.GetTopRight().GetX()+info.GetBottomLeft().GetX())/2/scale
-		cy := float64(origin.Y) + (info.GetTopRight().GetY()+info.GetBottomLeft().GetY())/2/scale
-		done[quadrant(cx, cy, w, h)] = true
+		done[q] = true
 		if !seen[s] {
 			seen[s] = true
 			texts = append(texts, s)
 		}
-		return true
 	}
 	if bits, err := gozxing.NewHybridBinarizer(src).GetBlackMatrix(); err == nil {
 		infos, _ := multidetector.NewMultiFinderPatternFinder(bits, nil).FindMulti(tryHarder)
 		for _, info := range infos {
-			read(bits, info, image.Point{}, 1)
+			read(bits, info, quadrantOf(info, image.Point{}, 1))
 		}
 	}
 	cw, ch := w*6/10, h*6/10
 	for q, corner := range []image.Point{{0, 0}, {w - cw, 0}, {0, h - ch}, {w - cw, h - ch}} {
-		if done[q] {
-			continue
-		}
 		r := image.Rectangle{Min: corner, Max: corner.Add(image.Pt(cw, ch))}.Add(g.Rect.Min)
 		for _, rt := range retries {
+			if done[q] {
+				break
+			}
 			bits, ok := rt.binarize(g, r)
 			if !ok {
 				continue
 			}
-			if info, err := detector.NewFinderPatternFinder(bits, nil).Find(tryHarder); err == nil && read(bits, info, corner, rt.scale) {
-				break
+			// The crop holds finder patterns of the neighbouring codes as well.
+			// gozxing's single-code finder stops at the first three it confirms and,
+			// once it has two, skips rows on the assumption that they are one code's
+			// top pair, so it may settle on the neighbours' patterns or skip over the
+			// one sought. The multi-code finder scans the whole crop and returns every
+			// plausible triple; those whose code lies in this quadrant are tried.
+			infos, _ := multidetector.NewMultiFinderPatternFinder(bits, nil).FindMulti(tryHarder)
+			for _, info := range infos {
+				if !done[q] && quadrantOf(info, corner, rt.scale) == q {
+					read(bits, info, q)
+				}
 			}
 		}
 	}

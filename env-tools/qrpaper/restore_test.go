@@ -170,9 +170,12 @@ func TestRestoreRefusesTamperedCode(t *testing.T) {
 }
 
 // TestScanReadsWhatZbarReads: on these simulated print-and-scans (seeded, as in
-// issue 10) the scanner once missed a code that zbarimg read, because the finder
-// pattern search on the whole page and on the code's quadrant both lost one of the
-// code's three finder patterns. testdata/env-25k.yml is a throwaway env of ecs-env new.
+// issue 10) the scanner once missed a code that zbarimg read. On the first two, the
+// finder pattern search on the whole page and on the code's quadrant both lost one
+// of the code's three finder patterns; on the last two (scans of
+// BenchmarkRestoreScans, seed trial*100+page-1), the quadrant's finder search
+// settled on the patterns of the neighbouring codes in the crop.
+// testdata/env-25k.yml is a throwaway env of ecs-env new.
 func TestScanReadsWhatZbarReads(t *testing.T) {
 	testtool.Require(t, "pdftoppm", "convert-im6.q16", "zbarimg")
 	data, err := os.ReadFile("testdata/env-25k.yml")
@@ -181,12 +184,23 @@ func TestScanReadsWhatZbarReads(t *testing.T) {
 	}
 	dir := t.TempDir()
 	pdf, st := renderFile(t, dir, testPaper(data))
-	for _, tc := range []struct{ page, seed int }{{5, 404}, {3, 502}} {
-		t.Run(fmt.Sprintf("page %d seed %d", tc.page, tc.seed), func(t *testing.T) {
+	worst := func(seed uint64) scanning {
+		return scanning{seed: seed, rotate: 3, blur: 0.9, noise: 0.5, quality: 65}
+	}
+	for _, tc := range []struct {
+		page int
+		scan scanning
+	}{
+		{5, worst(404)},
+		{3, worst(502)},
+		{3, randomScanning(302)},
+		{4, randomScanning(1303)},
+	} {
+		t.Run(fmt.Sprintf("page %d seed %d", tc.page, tc.scan.seed), func(t *testing.T) {
 			page := st.TextPages + tc.page
 			png := rasterizeAt(t, 140, pdf, t.TempDir(), "qr", page, page)[0]
 			jpg := filepath.Join(filepath.Dir(png), "scan.jpg")
-			scanning{seed: uint64(tc.seed), rotate: 3, blur: 0.9, noise: 0.5, quality: 65}.apply(t, png, jpg)
+			tc.scan.apply(t, png, jpg)
 			ours := scanLabels(loadAll(t, []string{jpg})[0])
 			for label := range zbarLabels(t, jpg) {
 				if !ours[label] {
