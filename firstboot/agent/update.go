@@ -11,6 +11,7 @@ import (
 
 	"github.com/ethikkom/ecs-appliance/firstboot/machine"
 	"github.com/ethikkom/ecs-appliance/firstboot/metrics"
+	"github.com/ethikkom/ecs-appliance/firstboot/services/app"
 	"github.com/ethikkom/ecs-appliance/firstboot/status"
 )
 
@@ -55,7 +56,7 @@ func Update(ctx context.Context, opt Options) error {
 	}
 	step("system packages", func() error { return upgradeSystem(ctx, b) })
 	if flags["docker"] || flags["postgres"] || flags["compose"] {
-		step("restart of the application's stack (force flag)", func() error { return m.Systemd.Restart(ctx, "appliance.service") })
+		step("restart of the application's stack (force flag)", func() error { return m.Systemd.Restart(ctx, app.Unit) })
 	}
 	if m.Live() {
 		step("application", func() error { return UpdateApp(ctx, opt) })
