@@ -454,6 +454,10 @@ func (d *decoder) field(v reflect.Value, f fieldInfo, k, val *yaml.Node, path st
 		d.warnf(k, "%s is deprecated, use %s", path, arg)
 	case "image":
 		d.warnf(k, "%s is not used: the original updated itself from it, this appliance is updated with a new disk image (the data disks are carried over)", path)
+	case "unpackaged":
+		if val.Kind == yaml.ScalarNode && strings.EqualFold(val.Value, "true") {
+			d.warnf(k, "%s: this appliance does not run %s (Debian does not package it, and an unpatched image is worse than none); the metrics are in Prometheus (appliance.metric.server), which an admin reaches through an SSH tunnel: ssh -L 9090:127.0.0.1:9090 root@<domain>, then http://127.0.0.1:9090/", path, arg)
+		}
 	}
 	d.value(val, v, path)
 }

@@ -294,3 +294,28 @@ func TestTextErrorsPositioned(t *testing.T) {
 		t.Errorf("DecodeAt: %v", err)
 	}
 }
+
+// TestUnpackagedSwitchWarnsOnlyWhenOn: metric.gui true loads with a warning that says
+// what to use instead; false (the template's value) says nothing.
+func TestUnpackagedSwitchWarnsOnlyWhenOn(t *testing.T) {
+	_, warns, err := parseFixture(t, "template-env.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range warns {
+		if strings.Contains(w.Msg, "grafana") {
+			t.Errorf("gui: false warned: %v", w)
+		}
+	}
+	e, warns, err := Parse("env.yml", edit(t, "    gui: false", "    gui: true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var said bool
+	for _, w := range warns {
+		said = said || strings.HasPrefix(w.String(), "env.yml:20:5: warning: appliance.metric.gui: this appliance does not run grafana") && strings.Contains(w.Msg, "ssh -L 9090")
+	}
+	if !said || !e.Appliance.Metric.GUI {
+		t.Errorf("gui: true: no warning naming grafana and the tunnel to Prometheus: %v", warns)
+	}
+}

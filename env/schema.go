@@ -16,6 +16,7 @@ import "gopkg.in/yaml.v3"
 //	env:"ignored"   accepted for compatibility, but this appliance does not act on it: warning
 //	env:"deprecated=NEW"  an old spelling of key NEW: works, with a warning
 //	env:"image"     the original updated itself from it; this appliance is updated with a new disk image: warning
+//	env:"unpackaged=TOOL"  a switch for TOOL, which Debian does not package: true loads with a warning
 
 // Env is a loaded env.yml.
 type Env struct {
@@ -87,9 +88,13 @@ type Sentry struct {
 type Metric struct {
 	Exporter bool `yaml:"exporter"`
 	Server   bool `yaml:"server"`
-	GUI      bool `yaml:"gui"`
-	PgHero   bool `yaml:"pghero"`
+	GUI      bool `yaml:"gui" env:"unpackaged=grafana"`
+	PgHero   bool `yaml:"pghero" env:"unpackaged=pghero"`
 }
+
+// Exporters says whether the exporters run: for themselves, or for the appliance's own
+// Prometheus, whose alert rules read them.
+func (m Metric) Exporters() bool { return m.Exporter || m.Server }
 
 // Git names a source repository and the branch or commit to deploy.
 type Git struct {
