@@ -41,6 +41,9 @@ const (
 	// Where the application and pdf-as listen on the host.
 	AppAddress   = "127.0.0.1:5000"
 	PDFASAddress = "127.0.0.1:5095"
+	// StubStatusURL is nginx's counters, served when the exporters run.
+	StubStatusURL     = "http://" + stubStatusAddress + "/stub_status"
+	stubStatusAddress = "127.0.0.1:8081"
 	// crlWarning is how long before a CRL's nextUpdate the status page warns.
 	crlWarning = 7 * 24 * time.Hour
 )
@@ -57,7 +60,7 @@ type Service struct{}
 func (Service) Spec(*env.Env) services.Spec {
 	return services.Spec{
 		Name:   "nginx",
-		Reads:  []string{"appliance.domain", "appliance.ssl.client_certs_mandatory"},
+		Reads:  []string{"appliance.domain", "appliance.ssl.client_certs_mandatory", "appliance.metric.exporter", "appliance.metric.server"},
 		Units:  []string{"nginx.service", "appliance-ecs-ca.path"},
 		Reload: services.ReloadOrRestart,
 		Watch:  []string{tls.KeyPath, tls.CertPath, CAPath, CRLPath},
@@ -70,8 +73,8 @@ func (Service) Spec(*env.Env) services.Spec {
 }
 
 type params struct {
-	Domain, Cert, Key, CA, CRL, Webroot, App, PDFAS string
-	ClientCertsMandatory                            bool
+	Domain, Cert, Key, CA, CRL, Webroot, App, PDFAS, StubStatus string
+	ClientCertsMandatory                                        bool
 }
 
 // Files implements services.Service.
@@ -80,6 +83,9 @@ func (Service) Files(c *services.Context) ([]machine.File, error) {
 		Domain: c.Env.Appliance.Domain, Cert: tls.CertPath, Key: tls.KeyPath, CA: CAPath,
 		Webroot: tls.Webroot, App: AppAddress, PDFAS: PDFASAddress,
 		ClientCertsMandatory: c.Env.Appliance.SSL.ClientCertsMandatory,
+	}
+	if c.Env.Appliance.Metric.Exporters() {
+		p.StubStatus = stubStatusAddress
 	}
 	if _, err := os.Stat(c.M.Path(CAPath)); err != nil {
 		p.CA = PlaceholderCAPath

@@ -37,7 +37,8 @@ func TestRenders(t *testing.T) {
 		crl     bool
 	}{
 		{"optional", nil, false},
-		{"mandatory", func(s string) string {
+		{"mandatory", func(s string) string { // and no metrics: no stub_status server
+			s = strings.Replace(s, "exporter: true\n    server: true", "exporter: false\n    server: false", 1)
 			return strings.Replace(s, "client_certs_mandatory: false", "client_certs_mandatory: true", 1)
 		}, false},
 		{"crl", nil, true},
