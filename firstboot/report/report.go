@@ -26,6 +26,8 @@ type Failure struct {
 	Group   string // what failed: "boot", "backup", "update", a unit's name
 	Message string
 	Level   sentry.Level // "" = error
+	// Fingerprint is how Sentry groups the event; empty: by its message.
+	Fingerprint []string
 }
 
 // Sender sends failures to one DSN.
@@ -68,6 +70,7 @@ func (s Sender) Send(f Failure) error {
 	ev := sentry.NewEvent()
 	ev.Level, ev.Message, ev.Logger = level, f.Message, "appliance.status"
 	ev.Transaction = f.Group // shown as the culprit, the original's $UNITNAME
+	ev.Fingerprint = f.Fingerprint
 	ev.Tags = map[string]string{"group": f.Group, "site": s.Site}
 	for _, name := range Tags {
 		if v, ok := s.Tags[name]; ok {
