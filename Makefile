@@ -16,7 +16,10 @@ TEST_TOOLS := gpg:gnupg pdftoppm:poppler-utils pdftotext:poppler-utils zbarimg:z
 	blkid:util-linux partx:util-linux losetup:mount sfdisk:fdisk systemd-analyze:systemd \
 	mmdebstrap:mmdebstrap /usr/sbin/sshd:openssh-server /usr/sbin/nginx:nginx \
 	/usr/sbin/postconf:postfix /usr/sbin/opendkim:opendkim /usr/bin/stunnel4:stunnel4 \
-	duplicity:duplicity duply:duply
+	duplicity:duplicity duply:duply promtool:prometheus amtool:prometheus-alertmanager \
+	prometheus-alertmanager:prometheus-alertmanager prometheus-node-exporter:prometheus-node-exporter \
+	prometheus-postgres-exporter:prometheus-postgres-exporter \
+	prometheus-nginx-exporter:prometheus-nginx-exporter prometheus-redis-exporter:prometheus-redis-exporter
 
 # Debian packages the image builder's tests use, checked by package (some ship no command).
 TEST_PACKAGES := mmdebstrap debootstrap debian-archive-keyring qemu-utils qemu-system-x86 ovmf \

@@ -8,8 +8,10 @@ import (
 	"strings"
 
 	"github.com/ethikkom/ecs-appliance/env"
+	"github.com/ethikkom/ecs-appliance/firstboot/alertrelay"
 	"github.com/ethikkom/ecs-appliance/firstboot/machine"
 	"github.com/ethikkom/ecs-appliance/firstboot/report"
+	"github.com/ethikkom/ecs-appliance/firstboot/services/monitoring"
 	"github.com/ethikkom/ecs-appliance/firstboot/state"
 )
 
@@ -43,15 +45,7 @@ func sendReport(ctx context.Context, m *machine.Machine, e *env.Env, store *stat
 // appliance-failed@.service runs for the appliance's units (their OnFailure). It
 // works in the failed state too, when it matters most.
 func ReportFailure(ctx context.Context, opt Options, unit string) error {
-	m, err := machine.New(opt.Root, opt.Out)
-	if err != nil {
-		return err
-	}
-	data, err := os.ReadFile(m.Path("/" + ActiveEnvPath))
-	if err != nil {
-		return errors.New("no active env (/" + ActiveEnvPath + "): nowhere to report to")
-	}
-	e, _, err := env.Parse("/"+ActiveEnvPath, data)
+	m, e, err := activeEnv(opt)
 	if err != nil {
 		return err
 	}
@@ -82,4 +76,33 @@ func ReportFailure(ctx context.Context, opt Options, unit string) error {
 	}
 	sendReport(ctx, m, e, store, unit, msg)
 	return nil
+}
+
+// activeEnv is the machine and the env the boot activated.
+func activeEnv(opt Options) (*machine.Machine, *env.Env, error) {
+	m, err := machine.New(opt.Root, opt.Out)
+	if err != nil {
+		return nil, nil, err
+	}
+	data, err := os.ReadFile(m.Path("/" + ActiveEnvPath))
+	if err != nil {
+		return nil, nil, errors.New("no active env (/" + ActiveEnvPath + "): nowhere to report to")
+	}
+	e, _, err := env.Parse("/"+ActiveEnvPath, data)
+	return m, e, err
+}
+
+// AlertRelay serves Alertmanager's webhook on monitoring.RelayAddress until ctx ends,
+// sending each alert to Sentry (appliance-alert-relay.service).
+func AlertRelay(ctx context.Context, opt Options) error {
+	m, e, err := activeEnv(opt)
+	if err != nil {
+		return err
+	}
+	if e.Appliance.Sentry.DSN == "" {
+		return errors.New("appliance.sentry.dsn is not set: no Sentry to relay alerts to")
+	}
+	sender := report.Sender{DSN: e.Appliance.Sentry.DSN, Site: e.Appliance.Domain}
+	m.Out.Line("relaying Alertmanager's alerts from %s to appliance.sentry.dsn", monitoring.RelayAddress)
+	return alertrelay.Serve(ctx, monitoring.RelayAddress, alertrelay.Handler(sender.Send, m.Out.Line))
 }

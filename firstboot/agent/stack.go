@@ -17,6 +17,7 @@ import (
 	"github.com/ethikkom/ecs-appliance/firstboot/services/docker"
 	"github.com/ethikkom/ecs-appliance/firstboot/services/extra"
 	"github.com/ethikkom/ecs-appliance/firstboot/services/mail"
+	"github.com/ethikkom/ecs-appliance/firstboot/services/monitoring"
 	"github.com/ethikkom/ecs-appliance/firstboot/services/nginx"
 	"github.com/ethikkom/ecs-appliance/firstboot/services/postgresql"
 	"github.com/ethikkom/ecs-appliance/firstboot/services/stunnel"
@@ -38,6 +39,7 @@ var Stack = []services.Service{
 	app.Service{},
 	backup.Service{},
 	update.Service{},
+	monitoring.Service{},
 }
 
 // layout is what the services keep on /data and /volatile.

@@ -37,8 +37,8 @@ func NewRoot(t testing.TB, edit func(string) string) string {
 	files := map[string]string{
 		"app/env.yml":               s,
 		"etc/appliance/agent.yml":   "sources: [env-file, local]\n",
-		"etc/passwd":                fmt.Sprintf("root:x:%d:%d:root:/root:/bin/bash\napp:x:%d:%d::/app:/bin/bash\npostgres:x:%d:%d::/var/lib/postgresql:/bin/bash\nopendkim:x:%d:%d::/run/opendkim:/usr/sbin/nologin\nredis:x:%d:%d::/var/lib/redis:/usr/sbin/nologin\n", uid, gid, uid, gid, uid, gid, uid, gid, uid, gid),
-		"etc/group":                 fmt.Sprintf("root:x:%d:\napp:x:%d:\npostgres:x:%d:\nopendkim:x:%d:\nredis:x:%d:\n", gid, gid, gid, gid, gid),
+		"etc/passwd":                fmt.Sprintf("root:x:%d:%d:root:/root:/bin/bash\napp:x:%d:%d::/app:/bin/bash\npostgres:x:%d:%d::/var/lib/postgresql:/bin/bash\nopendkim:x:%d:%d::/run/opendkim:/usr/sbin/nologin\nredis:x:%d:%d::/var/lib/redis:/usr/sbin/nologin\nprometheus:x:%d:%d::/var/lib/prometheus:/usr/sbin/nologin\n", uid, gid, uid, gid, uid, gid, uid, gid, uid, gid, uid, gid),
+		"etc/group":                 fmt.Sprintf("root:x:%d:\napp:x:%d:\npostgres:x:%d:\nopendkim:x:%d:\nredis:x:%d:\nprometheus:x:%d:\n", gid, gid, gid, gid, gid, gid),
 		"root/.ssh/authorized_keys": "ssh-rsa AAAAold old@example.org\nssh-ed25519 AAAAkeep keep@example.org\n",
 	}
 	// The PostgreSQL version the tree has is the host's: its server checks the render.

@@ -63,6 +63,10 @@ Usage:
   appliance-agent report-failure UNIT    send a unit's failure to appliance.sentry.dsn (what
                                          appliance-failed@.service runs as the appliance
                                          units' OnFailure); without a DSN it only says so
+  appliance-agent alert-relay            Alertmanager's webhook on 127.0.0.1:9095: sends each
+                                         alert to appliance.sentry.dsn (what
+                                         appliance-alert-relay.service runs with
+                                         appliance.metric.server)
   appliance-agent state                  the recorded tags and recent runs
   appliance-agent install MANIFEST       the image build's step (provisioner ecs-appliance):
                                          put the recipe's directories, files and links in
@@ -74,7 +78,7 @@ write /run/active-env.yml) → storage (/data and /volatile) → state (the reco
 runs) → prepare (hostname, SSH keys) → configure (each service's files, checked by the
 service's own checker before they replace a working one: TLS certificate, nginx,
 PostgreSQL, postfix + opendkim, stunnel, redis + memcached, ECS's compose project,
-extra files and packages) → start (the units, in parallel; database, ACME
+backup and update timers, Prometheus and its exporters, extra files and packages) → start (the units, in parallel; database, ACME
 certificate and baked container images once they run) → verify (health checks)
 → app (ECS: the build that ran last, without the network, while env.yml names the
 same source; else fetch, build, dump + migrate, start; with no build to run, standby).
@@ -172,6 +176,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	case "state":
 		err = printState(ctx, *root, stdout)
+	case "alert-relay":
+		err = agent.AlertRelay(ctx, agent.Options{Root: *root, Out: stdout})
 	case "report-failure":
 		err = agent.ReportFailure(ctx, agent.Options{Root: *root, Out: stdout}, fs.Arg(0))
 	case "app":
