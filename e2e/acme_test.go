@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ethikkom/ecs-appliance/firstboot/report/sentrytest"
 	"github.com/ethikkom/ecs-appliance/internal/pebbletest"
 )
 
@@ -27,9 +28,11 @@ func acmeBoot(t *testing.T, ecsEnv, image string, backup *backupRun) {
 	web, hold := reservePort(t)
 	pebble := pebbletest.Start(t, pebbletest.Options{TLSHosts: []string{"10.0.2.2"}, HTTPPort: web})
 	clientCA := newCA(t, "e2e client CA")
-	_, iso := site(t, ecsEnv, dir, func(s string) string {
+	receiver := sentrytest.StartOn(t, "127.0.0.1:0") // the guest's 10.0.2.2
+	envPath, iso := site(t, ecsEnv, dir, func(s string) string {
 		s = withSSHKey(t, s, pub)
 		s = withSources(t, s, unreachable, unreachable)
+		s = withMonitoring(t, s, receiver)
 		if backup != nil {
 			s = replace(t, s, backupSection(t, s), backup.section)
 		}
@@ -50,6 +53,7 @@ func acmeBoot(t *testing.T, ecsEnv, image string, backup *backupRun) {
 	first := v.boot(t, "first", "standby")
 	checkACME(t, first, pebble)
 	checkClientCA(t, first, pebble, clientCA)
+	checkMonitoring(t, first, receiver, envPath)
 	if backup != nil {
 		checkRestore(t, first, backup)
 	}

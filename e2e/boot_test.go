@@ -282,11 +282,17 @@ func (b *booted) ssh(t testing.TB, command string) string {
 }
 
 func (b *booted) trySSH(command string) (string, error) {
-	host, port, _ := net.SplitHostPort(b.v.ports[22])
+	host, port := b.sshTarget()
 	cmd := exec.Command("ssh", "-i", b.v.sshKey, "-p", port, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
 		"-o", "BatchMode=yes", "-o", "ConnectTimeout=20", "-o", "LogLevel=ERROR", "root@"+host, command)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// sshTarget is where the guest's SSH port is forwarded on the host.
+func (b *booted) sshTarget() (host, port string) {
+	host, port, _ = net.SplitHostPort(b.v.ports[22])
+	return host, port
 }
 
 // status reads /status.json over http; its state must be want.

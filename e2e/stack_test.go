@@ -60,6 +60,7 @@ func fullStack(t *testing.T, ecsEnv, image, shared string) *backupRun {
 	checkServing(t, first, v1)
 	checkWeb(t, web, 200, "version: 1")
 	checkDatabase(t, first)
+	checkNothingListens(t, first)
 	checkMail(t, first, envPath)
 	checkApp(t, first, web)
 	first.powerOff(t)
