@@ -99,9 +99,9 @@ func checkApp(t testing.TB, b *booted, w *webClient) {
 	}
 }
 
-// checkUpdates moves the application through three commits with appliance-agent app
-// update, as the update timer does: one with a migration (dumped first, then
-// migrated), one that does not build (the previous build keeps serving), one whose
+// checkUpdates moves the application through three commits: one with a migration
+// (dumped first, then migrated) by the update timer's service, then with appliance-agent
+// app update one that does not build (the previous build keeps serving), one whose
 // migration fails (the database is restored from the dump and the previous build
 // serves again, recorded as a rollback).
 func checkUpdates(t testing.TB, b *booted, w *webClient, repo *gitRepo) {
@@ -116,8 +116,24 @@ func checkUpdates(t testing.TB, b *booted, w *webClient, repo *gitRepo) {
 	}
 	appStatus := func() string { return b.ssh(t, "appliance-agent app status") }
 
+	// The first update goes the timer's way, appliance-update.service, with Debian's
+	// mirror out of reach (a site whose mirror is down; and no package upgrade makes
+	// the outcome depend on the day): the system step fails, the application is
+	// still updated, and the unit fails so the failure is seen.
 	v2 := repo.commit(t, "standin/commits/new-migration", "a new migration")
-	out := update("new migration")
+	b.ssh(t, `printf 'Acquire::http::Proxy "http://127.0.0.1:9/";\nAcquire::https::Proxy "http://127.0.0.1:9/";\n' >/etc/apt/apt.conf.d/99e2e-offline`)
+	start := time.Now()
+	if out, err := b.trySSH("systemctl start appliance-update.service"); err == nil {
+		t.Errorf("appliance-update.service succeeded with the mirror out of reach:\n%s", out)
+	}
+	t.Logf("appliance-update.service (new migration) in %s", time.Since(start).Round(time.Second))
+	b.ssh(t, "rm /etc/apt/apt.conf.d/99e2e-offline")
+	out := b.ssh(t, "journalctl -b -u appliance-update.service --no-pager -o cat")
+	for _, want := range []string{"update: system packages failed", "update: application", "update: certificate"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the update unit's journal has no %q:\n%s", want, out)
+		}
+	}
 	page, _ := w.page(t)
 	if field(page, "version") != "2" || field(page, "migration") != "0002_counter_last_at" {
 		t.Errorf("after the update with a migration:\n%s\n%s", page, out)

@@ -106,7 +106,9 @@ func upgradeSystem(ctx context.Context, b *boot) error {
 	}
 	showing(b, "Unattended system upgrades")
 	env := []string{"DEBIAN_FRONTEND=noninteractive"}
-	if _, err := m.Run(ctx, machine.Command{Name: "apt-get", Args: []string{"-q", "update"}, Env: env}); err != nil {
+	// Without --error-on=any a mirror out of reach is only a warning (exit 0), and the
+	// upgrade would go on with old lists, the site never told.
+	if _, err := m.Run(ctx, machine.Command{Name: "apt-get", Args: []string{"-q", "--error-on=any", "update"}, Env: env}); err != nil {
 		return err
 	}
 	if _, err := m.Run(ctx, machine.Command{Name: "unattended-upgrade", Args: []string{"-v"}, Env: env}); err != nil {
