@@ -36,6 +36,7 @@ func Backup(ctx context.Context, opt Options) error {
 		{Name: "backup_last_size", Help: "Bytes the last backup added at the target.", Value: float64(res.Written)},
 		{Name: "backup_last_data_size", Help: "Bytes of the files the last backup covered.", Value: float64(res.Source)},
 		{Name: "backup_last_full", Help: "1 if the last backup started a full chain.", Value: boolValue(res.Kind == "full")},
+		{Name: "backup_last_volumes", Help: "Volumes of the set the last backup wrote (-1: unknown).", Value: float64(res.Volumes)},
 	}
 	if err := metrics.Write(b.m, "backup", gauges...); err != nil {
 		b.m.Out.Line("metrics: %v", err)
@@ -48,6 +49,7 @@ func Backup(ctx context.Context, opt Options) error {
 	for name, value := range map[string]string{
 		"backup_last_start": res.Start.UTC().Format(time.RFC3339), "backup_last_duration": res.Duration.Round(time.Second).String(),
 		"backup_last_kind": res.Kind, "backup_last_size": strconv.FormatInt(res.Written, 10),
+		"backup_last_volumes": strconv.Itoa(res.Volumes),
 	} {
 		if err := store.SetTag(ctx, name, value); err != nil {
 			return err

@@ -79,16 +79,19 @@ func TestLastSet(t *testing.T) {
 	for _, n := range names {
 		os.WriteFile(filepath.Join(dir, n), nil, 0o600)
 	}
-	if got := lastSet(dir); got != "incremental" {
-		t.Errorf("after an incremental: %q", got)
+	// The part of a manifest that lists volumes, as duplicity writes it.
+	os.WriteFile(filepath.Join(dir, "duplicity-inc.20261101T223000Z.to.20261102T223000Z.manifest"),
+		[]byte("Hostname ecs\nLocaldir /data\nVolume 1:\n    StartingPath   .\n    EndingPath     ecs-pgdump\nVolume 2:\n    StartingPath   ecs-pgdump\n    EndingPath     ecs-storage-vault/x\n"), 0o600)
+	if got, volumes := lastSet(dir); got != "incremental" || volumes != 2 {
+		t.Errorf("after an incremental of two volumes: %q, %d volumes", got, volumes)
 	}
 	os.WriteFile(filepath.Join(dir, "duplicity-full.20261103T223000Z.manifest"), nil, 0o600)
 	os.WriteFile(filepath.Join(dir, "duplicity-inc.20261102T223000Z.to.20261104T223000Z.manifest.part"), nil, 0o600)
-	if got := lastSet(dir); got != "full" {
+	if got, _ := lastSet(dir); got != "full" {
 		t.Errorf("after a full one (and a partial incremental): %q", got)
 	}
-	if got := lastSet(filepath.Join(dir, "none")); got != "" {
-		t.Errorf("without a cache: %q", got)
+	if got, volumes := lastSet(filepath.Join(dir, "none")); got != "" || volumes != -1 {
+		t.Errorf("without a cache: %q, %d volumes", got, volumes)
 	}
 }
 

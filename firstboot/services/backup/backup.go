@@ -66,6 +66,8 @@ type Result struct {
 	// Stored is the size of everything at a file:// target after the run, -1 for
 	// other targets.
 	Stored int64
+	// Volumes is how many volumes (of --volsize) the set written has, -1 when unknown.
+	Volumes int
 	// Warnings are failures that did not fail the backup (removing old chains).
 	Warnings []string
 }
@@ -103,7 +105,7 @@ func Run(ctx context.Context, m *machine.Machine, e *env.Env) (res Result, err e
 		return res, fmt.Errorf("duplicity backup to %s: %w", j.target, err)
 	}
 	res.Written, res.Source = stat(out, "TotalDestinationSizeChange"), stat(out, "SourceFileSize")
-	res.Kind = lastSet(j.cache())
+	res.Kind, res.Volumes = lastSet(j.cache())
 	m.Out.Detail("backed up %s and %s to %s (%s, %s written)", VaultDir, DumpDir, j.target, kindName(res.Kind), Size(res.Written))
 
 	if _, err := j.duplicity(ctx, j.retentionArgs()); err != nil {

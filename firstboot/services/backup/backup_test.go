@@ -113,8 +113,8 @@ func TestEmptyVault(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if res.Kind != "full" {
-		t.Errorf("backup of an empty vault: %+v", res)
+	if res.Kind != "full" || res.Volumes != 1 {
+		t.Errorf("backup of an empty vault (one full set of one volume): %+v", res)
 	}
 	m2, _ := newMachine(t)
 	if _, err := Restore(ctx, m2, e, RestoreOptions{OnlyFiles: true}); err != nil {

@@ -229,11 +229,13 @@ func stat(out, name string) int64 {
 }
 
 // lastSet says whether the newest backup set in the cache dir is full or
-// incremental, by the names duplicity gives the manifests it keeps there:
-// duplicity-full.T.manifest and duplicity-inc.T0.to.T.manifest, T sorting as time.
-func lastSet(dir string) string {
+// incremental, by the names duplicity gives the manifests it keeps there
+// (duplicity-full.T.manifest and duplicity-inc.T0.to.T.manifest, T sorting as time),
+// and how many volumes it has, by the manifest's "Volume N:" entries (the
+// original's backup_last_volumes); -1 when the manifest cannot be read.
+func lastSet(dir string) (kind string, volumes int) {
 	entries, _ := os.ReadDir(dir)
-	newest, kind := "", ""
+	newest, manifest := "", ""
 	for _, e := range entries {
 		name, ok := strings.CutSuffix(e.Name(), ".manifest")
 		if !ok {
@@ -247,10 +249,22 @@ func lastSet(dir string) string {
 			k = "incremental"
 		}
 		if end > newest {
-			newest, kind = end, k
+			newest, kind, manifest = end, k, e.Name()
 		}
 	}
-	return kind
+	if manifest == "" {
+		return kind, -1
+	}
+	data, err := os.ReadFile(filepath.Join(dir, manifest))
+	if err != nil {
+		return kind, -1
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "Volume ") && strings.HasSuffix(line, ":") {
+			volumes++
+		}
+	}
+	return kind, volumes
 }
 
 // shellWords splits s into words as a POSIX shell does, but without a shell and
