@@ -156,7 +156,9 @@ func checkMonitoring(t testing.TB, b *booted, receiver *sentrytest.Receiver, env
 	if resp.StatusCode != 200 {
 		t.Fatalf("Alertmanager took the alert with %s", resp.Status)
 	}
+	posted := time.Now()
 	waitEvent(t, receiver, "alert E2EAlert")
+	t.Logf("monitoring: %d rules loaded, every target up; the alert reached Sentry %s after it was posted", len(names), time.Since(posted).Round(time.Second))
 
 	// A unit that fails, with the appliance units' OnFailure handler.
 	b.ssh(t, "systemd-run --unit=e2e-forced-failure -p OnFailure=appliance-failed@e2e-forced-failure.service.service /bin/false || true")
