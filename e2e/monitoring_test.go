@@ -84,7 +84,8 @@ func scrape(t testing.TB, addr string) string {
 // checkMonitoring: from the host, through SSH tunnels, each exporter answers with its
 // service's metrics (the node exporter with the agent's textfile metrics), Prometheus
 // has the original's rules and finds every target up, and an alert posted to
-// Alertmanager reaches the Sentry receiver through the agent's relay. Then a unit
+// Alertmanager reaches the Sentry receiver through the agent's relay and root's
+// mailbox through postfix. Then a unit
 // that fails reaches it through the OnFailure handler. No event carries a secret of
 // env.yml.
 func checkMonitoring(t testing.TB, b *booted, receiver *sentrytest.Receiver, envPath string) {
@@ -159,6 +160,10 @@ func checkMonitoring(t testing.TB, b *booted, receiver *sentrytest.Receiver, env
 	posted := time.Now()
 	waitEvent(t, receiver, "alert E2EAlert")
 	t.Logf("monitoring: %d rules loaded, every target up; the alert reached Sentry %s after it was posted", len(names), time.Since(posted).Round(time.Second))
+	waitFor(t, "alert mail to root", 3*time.Minute, func() (bool, string) {
+		out, err := b.trySSH("grep -l E2EAlert /root/Maildir/new/*")
+		return err == nil, out
+	})
 
 	// A unit that fails, with the appliance units' OnFailure handler.
 	b.ssh(t, "systemd-run --unit=e2e-forced-failure -p OnFailure=appliance-failed@e2e-forced-failure.service.service /bin/false || true")
