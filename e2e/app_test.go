@@ -100,10 +100,10 @@ func checkApp(t testing.TB, b *booted, w *webClient) {
 }
 
 // checkUpdates moves the application through three commits: one with a migration
-// (dumped first, then migrated) by the update timer's service, then with appliance-agent
-// app update one that does not build (the previous build keeps serving), one whose
-// migration fails (the database is restored from the dump and the previous build
-// serves again, recorded as a rollback).
+// (dumped first, then migrated) by the update timer's service, one that does not
+// build (the previous build keeps serving) by appliance-agent app update, and one
+// whose migration fails (the database is restored from the dump and the previous
+// build serves again, recorded as a rollback) by the timer's service again.
 func checkUpdates(t testing.TB, b *booted, w *webClient, repo *gitRepo) {
 	update := func(what string) string {
 		start := time.Now()
@@ -114,26 +114,30 @@ func checkUpdates(t testing.TB, b *booted, w *webClient, repo *gitRepo) {
 		}
 		return out
 	}
+	// The timer's way: appliance-update.service, with Debian's mirror out of reach (a
+	// site whose mirror is down; and no package upgrade makes the outcome depend on the
+	// day): the system step fails, the application is still updated, and the unit
+	// fails so the failure is seen. It returns that run's journal.
+	byService := func(what string) string {
+		b.ssh(t, `printf 'Acquire::http::Proxy "http://127.0.0.1:9/";\nAcquire::https::Proxy "http://127.0.0.1:9/";\n' >/etc/apt/apt.conf.d/99e2e-offline`)
+		defer b.ssh(t, "rm /etc/apt/apt.conf.d/99e2e-offline")
+		start := time.Now()
+		if out, err := b.trySSH("systemctl start appliance-update.service"); err == nil {
+			t.Errorf("appliance-update.service (%s) succeeded with the mirror out of reach:\n%s", what, out)
+		}
+		t.Logf("appliance-update.service (%s) in %s", what, time.Since(start).Round(time.Second))
+		out := b.ssh(t, "journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID=$(systemctl show -p InvocationID --value appliance-update.service)")
+		for _, want := range []string{"update: system packages failed", "update: application", "update: certificate"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("the update unit's journal (%s) has no %q:\n%s", what, want, out)
+			}
+		}
+		return out
+	}
 	appStatus := func() string { return b.ssh(t, "appliance-agent app status") }
 
-	// The first update goes the timer's way, appliance-update.service, with Debian's
-	// mirror out of reach (a site whose mirror is down; and no package upgrade makes
-	// the outcome depend on the day): the system step fails, the application is
-	// still updated, and the unit fails so the failure is seen.
 	v2 := repo.commit(t, "standin/commits/new-migration", "a new migration")
-	b.ssh(t, `printf 'Acquire::http::Proxy "http://127.0.0.1:9/";\nAcquire::https::Proxy "http://127.0.0.1:9/";\n' >/etc/apt/apt.conf.d/99e2e-offline`)
-	start := time.Now()
-	if out, err := b.trySSH("systemctl start appliance-update.service"); err == nil {
-		t.Errorf("appliance-update.service succeeded with the mirror out of reach:\n%s", out)
-	}
-	t.Logf("appliance-update.service (new migration) in %s", time.Since(start).Round(time.Second))
-	b.ssh(t, "rm /etc/apt/apt.conf.d/99e2e-offline")
-	out := b.ssh(t, "journalctl -b -u appliance-update.service --no-pager -o cat")
-	for _, want := range []string{"update: system packages failed", "update: application", "update: certificate"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("the update unit's journal has no %q:\n%s", want, out)
-		}
-	}
+	out := byService("new migration")
 	page, _ := w.page(t)
 	if field(page, "version") != "2" || field(page, "migration") != "0002_counter_last_at" {
 		t.Errorf("after the update with a migration:\n%s\n%s", page, out)
@@ -162,7 +166,7 @@ func checkUpdates(t testing.TB, b *booted, w *webClient, repo *gitRepo) {
 	v4 := repo.commit(t, "standin/commits/migration-fails", "a migration that fails")
 	page, _ = w.page(t)
 	hits, _ := strconv.Atoi(field(page, "hits"))
-	out = update("migration fails")
+	out = byService("migration fails")
 	if !strings.Contains(out, "migration of "+v4[:12]+" failed") || !strings.Contains(out, "the database was restored from /data/ecs-pgdump/ecs-migrate.pgdump.gz") {
 		t.Errorf("app update of a commit whose migration fails:\n%s", out)
 	}
