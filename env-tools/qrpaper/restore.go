@@ -277,13 +277,25 @@ func parsePiece(text string) (piece, error) {
 	if len(text) < labelLen || text[3] != '/' || text[7] != ' ' {
 		return piece{}, foreign
 	}
-	i, err1 := strconv.Atoi(text[:3])
-	n, err2 := strconv.Atoi(text[4:7])
-	data, err3 := base64.StdEncoding.Strict().DecodeString(text[labelLen:])
-	if err1 != nil || err2 != nil || err3 != nil || i < 1 || i > n || len(data) == 0 {
+	i, ok1 := digits(text[:3])
+	n, ok2 := digits(text[4:7])
+	data, err := base64.StdEncoding.Strict().DecodeString(text[labelLen:])
+	if !ok1 || !ok2 || err != nil || i < 1 || i > n || len(data) == 0 {
 		return piece{}, foreign
 	}
 	return piece{i: i, n: n, data: data}, nil
+}
+
+// digits reads a number written with decimal digits only: strconv.Atoi alone also
+// takes a sign ("+01").
+func digits(s string) (int, bool) {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.Atoi(s)
+	return n, err == nil
 }
 
 // assemble checks that texts form one complete backup and returns the env.
