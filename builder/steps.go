@@ -22,6 +22,7 @@ import (
 	"github.com/ethikkom/ecs-appliance/builder/disk"
 	"github.com/ethikkom/ecs-appliance/builder/manifest"
 	"github.com/ethikkom/ecs-appliance/builder/mirror"
+	"github.com/ethikkom/ecs-appliance/internal/filesum"
 )
 
 // halt records err for Run and stops the build.
@@ -285,7 +286,7 @@ func (s *stepManifest) Run(_ context.Context, state multistep.StateBag) multiste
 		if err != nil {
 			return halt(state, err)
 		}
-		sum, err := convert.Sum(o.Path)
+		sum, err := filesum.SHA256(o.Path)
 		if err != nil {
 			return halt(state, err)
 		}

@@ -4,10 +4,7 @@ package convert
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,20 +87,6 @@ func Convert(ctx context.Context, raw, dir, name string, names []string) ([]Outp
 		return nil, err
 	}
 	return outs, nil
-}
-
-// Sum is the hex SHA-256 of a file.
-func Sum(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // Allocated is the disk space a (sparse) file really uses.

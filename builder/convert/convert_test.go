@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ethikkom/ecs-appliance/internal/filesum"
 	"github.com/ethikkom/ecs-appliance/internal/testtool"
 )
 
@@ -49,7 +50,7 @@ func TestConvert(t *testing.T) {
 		if err != nil {
 			t.Errorf("%s differs from raw: %v %s", o.Format, err, out)
 		}
-		if sums[filepath.Base(o.Path)], err = Sum(o.Path); err != nil {
+		if sums[filepath.Base(o.Path)], err = filesum.SHA256(o.Path); err != nil {
 			t.Fatal(err)
 		}
 	}
