@@ -12,6 +12,12 @@ const (
 	DefaultDatabase           = "ecs"
 	DefaultUpdateOnCalendar   = "*-*-* 06:30:00"
 	DefaultACMEDirectory      = "https://acme-v02.api.letsencrypt.org/directory"
+	// pdf-as-web and its configuration as the original's last pdfas image used them,
+	// with the checksums ECS's documentation publishes.
+	DefaultPDFASWarURL       = "https://ecs-org.github.io/ecs-docs/pdf-as-web-4.1.0.war"
+	DefaultPDFASWarSHA256    = "d625cd40a0baadf9ccf2a9bb46f6808efb7929e3fbe107b087b8c42f5b6c1971"
+	DefaultPDFASConfigURL    = "https://ecs-org.github.io/ecs-docs/defaultConfig-4.1.1.zip"
+	DefaultPDFASConfigSHA256 = "392718b4b8e57582ec529061c25437b3858574a90214e429069cbc084333ca8d"
 )
 
 func applyDefaults(e *Env) {
@@ -23,6 +29,8 @@ func applyDefaults(e *Env) {
 	setString(&e.ECS.Docs.Git.Branch, DefaultDocsGitBranch)
 	setString(&e.ECS.Database, DefaultDatabase)
 	setString(&e.Appliance.Update.OnCalendar, DefaultUpdateOnCalendar)
+	setDownload(&e.ECS.PDFAS.War, DefaultPDFASWarURL, DefaultPDFASWarSHA256)
+	setDownload(&e.ECS.PDFAS.Config, DefaultPDFASConfigURL, DefaultPDFASConfigSHA256)
 	setBool(&e.Appliance.SSL.LetsEncrypt.Enabled, true)
 	setString(&e.Appliance.SSL.LetsEncrypt.Directory, DefaultACMEDirectory)
 	setBool(&e.Appliance.Update.Automatic, true)
@@ -47,6 +55,14 @@ func applyDefaults(e *Env) {
 func setString(s *string, def string) {
 	if *s == "" {
 		*s = def
+	}
+}
+
+// setDownload fills in a download the env leaves out; a URL without its checksum
+// stays as it is, for validation to refuse.
+func setDownload(d *Download, url, sum string) {
+	if d.URL == "" && d.SHA256 == "" {
+		d.URL, d.SHA256 = url, sum
 	}
 }
 

@@ -225,9 +225,28 @@ type ECS struct {
 	Database     string       `yaml:"database"`
 	Migrate      Migrate      `yaml:"migrate" env:"dead"`
 	UserSwitcher UserSwitcher `yaml:"userswitcher"`
+	PDFAS        PDFAS        `yaml:"pdfas"`
 	Settings     string       `yaml:"settings" env:"required"`
 	VaultEncrypt string       `yaml:"vault_encrypt" env:"required"` // armored OpenPGP secret key, uid ecs_mediaserver
 	VaultSign    string       `yaml:"vault_sign" env:"required"`    // armored OpenPGP secret key, uid ecs_authority
+}
+
+// PDFAS is pdf-as-web, the signing service ECS calls (PDFAS_SERVICE), built by the
+// agent from a Tomcat base image and two downloads. New: the original pinned all three
+// in its Dockerfile. pdf-as runs only when Base is set.
+type PDFAS struct {
+	// Base is the Tomcat image (javax servlets: Tomcat 8.5 or 9) pinned by its image
+	// ID, name:tag@sha256:<ID> as `docker image inspect -f '{{.Id}}'` prints it, the
+	// digest a pull, `docker save` and `docker load` all keep.
+	Base   string   `yaml:"base"`
+	War    Download `yaml:"war"`
+	Config Download `yaml:"config"`
+}
+
+// Download is a file fetched by URL and accepted only with this SHA-256.
+type Download struct {
+	URL    string `yaml:"url"`
+	SHA256 string `yaml:"sha256"`
 }
 
 // Docs is the user manual's source.

@@ -26,6 +26,14 @@ type validator struct {
 // at is the node of a dotted key path, for positions; nil (whole file) if absent.
 func (v *validator) at(path string) *yaml.Node { return v.env.nodes[path] }
 
+// within is the node of key's child, or of key when the child is missing.
+func (v *validator) within(key, child string) *yaml.Node {
+	if n := v.at(key + "." + child); n != nil {
+		return n
+	}
+	return v.at(key)
+}
+
 func (v *validator) validate() {
 	a, e := &v.env.Appliance, &v.env.ECS
 	v.domain(a.Domain)
@@ -59,6 +67,7 @@ func (v *validator) validate() {
 		v.errorf(v.at("appliance.update.oncalendar"), "appliance.update.oncalendar %v", err)
 	}
 	v.storage(&a.Storage.Setup)
+	v.pdfas(&e.PDFAS)
 	for i, addr := range a.Cluster.Join {
 		if !hostPort.MatchString(addr) {
 			v.errorf(v.at(fmt.Sprintf("appliance.cluster.join.%d", i)), "appliance.cluster.join.%d must be host:port", i)
@@ -75,6 +84,33 @@ var (
 	dnsLabel     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 	allDigits    = regexp.MustCompile(`^[0-9]+$`)
 )
+
+// pdfasBase is a Tomcat image reference pinned by its image ID.
+var (
+	pdfasBase = regexp.MustCompile(`^[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64}$`)
+	sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
+
+// pdfas checks pdf-as's base image pin and downloads.
+func (v *validator) pdfas(p *PDFAS) {
+	if p.Base == "" {
+		v.warnf(v.at("ecs"), "ecs.pdfas.base is not set: ECS runs without pdf-as, so documents cannot be signed electronically")
+	} else if !pdfasBase.MatchString(p.Base) {
+		v.errorf(v.at("ecs.pdfas.base"), "ecs.pdfas.base must be a Tomcat image pinned by its image ID, name:tag@sha256:<64 hex digits> (docker image inspect -f '{{.Id}}' name:tag prints it)")
+	}
+	for _, k := range []struct {
+		key string
+		d   Download
+	}{{"ecs.pdfas.war", p.War}, {"ecs.pdfas.config", p.Config}} {
+		key, d := k.key, k.d
+		if u, err := url.Parse(d.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			v.errorf(v.within(key, "url"), "%s.url must be an http:// or https:// URL", key)
+		}
+		if !sha256Hex.MatchString(d.SHA256) {
+			v.errorf(v.within(key, "sha256"), "%s.sha256 must be the file's SHA-256, 64 lower-case hex digits", key)
+		}
+	}
+}
 
 // acme checks the ACME directory URL and the optional root certificates for it.
 func (v *validator) acme(le *LetsEncrypt) {

@@ -216,3 +216,41 @@ func TestValueErrorsDoNotRepeatValues(t *testing.T) {
 		}
 	}
 }
+
+func TestPDFAS(t *testing.T) {
+	pin := "tomcat:9.0-jre8@sha256:" + strings.Repeat("ab", 32)
+	e, warns, err := Parse("env.yml", edit(t, "  userswitcher:\n", "  pdfas:\n    base: "+pin+"\n  userswitcher:\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.ECS.PDFAS.Base != pin || e.ECS.PDFAS.War.URL != DefaultPDFASWarURL || e.ECS.PDFAS.Config.SHA256 != DefaultPDFASConfigSHA256 {
+		t.Errorf("pdfas not read with its default downloads: %+v", e.ECS.PDFAS)
+	}
+	for _, w := range warns {
+		if strings.Contains(w.String(), "pdfas") {
+			t.Errorf("warning with pdf-as set: %v", w)
+		}
+	}
+	// Without a base pdf-as is off, which env check says.
+	_, warns, err = Parse("env.yml", edit(t, "  userswitcher:\n", "  userswitcher:\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, w := range warns {
+		found = found || strings.Contains(w.String(), "ecs.pdfas.base is not set: ECS runs without pdf-as")
+	}
+	if !found {
+		t.Errorf("no warning that pdf-as is off: %v", warns)
+	}
+	for _, c := range []struct{ pdfas, want string }{
+		{"    base: tomcat:9.0-jre8\n", "env.yml:106:11: ecs.pdfas.base must be a Tomcat image pinned by its image ID"},
+		{"    base: tomcat@sha256:abc\n", "ecs.pdfas.base must be a Tomcat image pinned by its image ID"},
+		{"    base: " + pin + "\n    war:\n      url: https://mirror.example.org/pdf-as-web.war\n",
+			"env.yml:108:7: ecs.pdfas.war.sha256 must be the file's SHA-256"},
+		{"    base: " + pin + "\n    config:\n      url: ftp://mirror.example.org/c.zip\n      sha256: " + strings.Repeat("0", 64) + "\n",
+			"env.yml:108:12: ecs.pdfas.config.url must be an http:// or https:// URL"},
+	} {
+		wantError(t, edit(t, "  userswitcher:\n", "  pdfas:\n"+c.pdfas+"  userswitcher:\n"), c.want)
+	}
+}

@@ -267,6 +267,11 @@ func ecs(domain string, x *extra, s *secrets) *mapping {
 		e.comment("# git:  # where ECS is built from",
 			"#   source: https://github.com/ecs-org/ecs.git", "#   branch: stable")
 	}
+	e.comment("# pdfas:  # pdf-as-web, the signing service ECS calls; it runs only with a base:",
+		"#   # a Tomcat 8.5 or 9 image pinned by its image ID (docker image inspect -f '{{.Id}}')",
+		"#   base: tomcat:9.0-jre8@sha256:<image ID>",
+		"#   # war and config default to pdf-as-web 4.1.0 and its defaultConfig 4.1.1",
+		"#   # war: {url: https://mirror.example.org/pdf-as-web.war, sha256: <SHA-256>}")
 	e.add("userswitcher", func() *yaml.Node {
 		u := newMapping()
 		u.add("enabled", boolean(false))
