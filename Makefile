@@ -19,7 +19,8 @@ TEST_TOOLS := gpg:gnupg pdftoppm:poppler-utils pdftotext:poppler-utils zbarimg:z
 	duplicity:duplicity duply:duply promtool:prometheus amtool:prometheus-alertmanager \
 	prometheus-alertmanager:prometheus-alertmanager prometheus-node-exporter:prometheus-node-exporter \
 	prometheus-postgres-exporter:prometheus-postgres-exporter \
-	prometheus-nginx-exporter:prometheus-nginx-exporter prometheus-redis-exporter:prometheus-redis-exporter
+	prometheus-nginx-exporter:prometheus-nginx-exporter prometheus-redis-exporter:prometheus-redis-exporter \
+	javac:default-jdk-headless
 
 # Debian packages the image builder's tests use, checked by package (some ship no command).
 TEST_PACKAGES := mmdebstrap debootstrap debian-archive-keyring qemu-utils qemu-system-x86 ovmf \

@@ -19,6 +19,7 @@ import (
 	"github.com/ethikkom/ecs-appliance/firstboot/services/mail"
 	"github.com/ethikkom/ecs-appliance/firstboot/services/monitoring"
 	"github.com/ethikkom/ecs-appliance/firstboot/services/nginx"
+	"github.com/ethikkom/ecs-appliance/firstboot/services/pdfas"
 	"github.com/ethikkom/ecs-appliance/firstboot/services/postgresql"
 	"github.com/ethikkom/ecs-appliance/firstboot/services/stunnel"
 	"github.com/ethikkom/ecs-appliance/firstboot/services/tls"
@@ -37,6 +38,7 @@ var Stack = []services.Service{
 	stunnel.Service{},
 	cache.Service{},
 	app.Service{},
+	pdfas.Service{},
 	backup.Service{},
 	update.Service{},
 	monitoring.Service{},

@@ -17,6 +17,7 @@ import (
 	"github.com/ethikkom/ecs-appliance/firstboot/services/cache"
 	"github.com/ethikkom/ecs-appliance/firstboot/services/docker"
 	"github.com/ethikkom/ecs-appliance/firstboot/services/mail"
+	"github.com/ethikkom/ecs-appliance/firstboot/services/pdfas"
 	"github.com/ethikkom/ecs-appliance/firstboot/services/postgresql"
 )
 
@@ -66,7 +67,7 @@ func (Service) Spec(*env.Env) services.Spec {
 		Later:  []string{Unit},
 		Reload: services.Restart,
 		Reads: []string{"ecs.git", "ecs.docs.git", "ecs.database", "ecs.settings",
-			"ecs.userswitcher.enabled", "ecs.vault_encrypt", "ecs.vault_sign"},
+			"ecs.userswitcher.enabled", "ecs.vault_encrypt", "ecs.vault_sign", "ecs.pdfas"},
 		Dirs: []machine.Dir{
 			{Path: "/data/ecs-storage-vault", Owner: appUID + ":" + appUID},
 			{Path: "/data/ecs-ca", Owner: appUID + ":" + appUID},
@@ -75,6 +76,15 @@ func (Service) Spec(*env.Env) services.Spec {
 			{Path: "/volatile/ecs-cache", Owner: appUID + ":" + appUID},
 		},
 	}
+}
+
+// pdfasService is the compose service of pdf-as, nil when the env does not run it.
+func pdfasService(e *env.Env) map[string]any {
+	if !pdfas.Enabled(e) {
+		return nil
+	}
+	return map[string]any{"Name": pdfas.ComposeService, "Unit": pdfas.Unit, "Image": pdfas.Image(e),
+		"Address": pdfas.Address, "MemLimit": pdfas.MemLimit, "Volumes": pdfas.Volumes}
 }
 
 // Files implements services.Service.
@@ -92,6 +102,7 @@ func (Service) Files(c *services.Context) ([]machine.File, error) {
 			SettingsFile + ":" + containerSettings + ":ro",
 		},
 		"UserSwitcher": e.ECS.UserSwitcher.Enabled,
+		"PDFAS":        pdfasService(e),
 	})
 	if err != nil {
 		return nil, err

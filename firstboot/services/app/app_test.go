@@ -16,6 +16,7 @@ import (
 	"github.com/ethikkom/ecs-appliance/env"
 	"github.com/ethikkom/ecs-appliance/firstboot/machine"
 	"github.com/ethikkom/ecs-appliance/firstboot/services"
+	"github.com/ethikkom/ecs-appliance/firstboot/services/pdfas"
 	"github.com/ethikkom/ecs-appliance/firstboot/services/servicetest"
 	"github.com/ethikkom/ecs-appliance/internal/testtool"
 )
@@ -34,6 +35,35 @@ func TestRenderLoads(t *testing.T) {
 			t.Errorf("%s carries the settings' secrets with mode %04o", f.Path, f.Mode)
 		}
 	}
+	project := loadProject(t, files)
+	for _, name := range []string{"ecs.web", "ecs.worker", "ecs.beat", "ecs.smtpd"} {
+		s, ok := project.Services[name]
+		if !ok {
+			t.Fatalf("no service %s", name)
+		}
+		if s.Image != RunningTag || s.PullPolicy != types.PullPolicyNever {
+			t.Errorf("%s: image %s, pull policy %s", name, s.Image, s.PullPolicy)
+		}
+		if got := s.Environment["ECS_SETTINGS"]; got == nil || *got != `exec(open("/etc/ecs/settings.py").read())` {
+			t.Errorf("%s: ECS_SETTINGS = %v", name, got)
+		}
+		if got := s.Environment["DATABASE_URL"]; got == nil || !strings.HasPrefix(*got, "postgres://app:") {
+			t.Errorf("%s: DATABASE_URL = %v", name, got)
+		}
+		if got := s.Environment["SMTP_URL"]; got == nil || *got != "smtp://172.17.0.1:587" {
+			t.Errorf("%s: SMTP_URL = %v", name, got)
+		}
+	}
+	web := project.Services["ecs.web"]
+	if len(web.Ports) != 1 || web.Ports[0].HostIP != "127.0.0.1" || web.Ports[0].Published != "5000" {
+		t.Errorf("ecs.web ports: %+v", web.Ports)
+	}
+}
+
+// loadProject loads the rendered compose project with compose-go, the loader docker
+// compose itself uses, from the files as the machine holds them.
+func loadProject(t *testing.T, files []machine.File) *types.Project {
+	t.Helper()
 	dir := t.TempDir()
 	paths := map[string]string{}
 	for _, f := range files {
@@ -58,28 +88,46 @@ func TestRenderLoads(t *testing.T) {
 	if err != nil {
 		t.Fatalf("compose-go rejects the project: %v", err)
 	}
-	for _, name := range []string{"ecs.web", "ecs.worker", "ecs.beat", "ecs.smtpd"} {
-		s, ok := project.Services[name]
-		if !ok {
-			t.Fatalf("no service %s", name)
-		}
-		if s.Image != RunningTag || s.PullPolicy != types.PullPolicyNever {
-			t.Errorf("%s: image %s, pull policy %s", name, s.Image, s.PullPolicy)
-		}
-		if got := s.Environment["ECS_SETTINGS"]; got == nil || *got != `exec(open("/etc/ecs/settings.py").read())` {
-			t.Errorf("%s: ECS_SETTINGS = %v", name, got)
-		}
-		if got := s.Environment["DATABASE_URL"]; got == nil || !strings.HasPrefix(*got, "postgres://app:") {
-			t.Errorf("%s: DATABASE_URL = %v", name, got)
-		}
-		if got := s.Environment["SMTP_URL"]; got == nil || *got != "smtp://172.17.0.1:587" {
-			t.Errorf("%s: SMTP_URL = %v", name, got)
-		}
+	return project
+}
+
+// TestRenderPDFAS: with ecs.pdfas.base set the project has pdf-as in its own profile
+// (so the application's `up` leaves it out) on loopback, with its memory limit.
+func TestRenderPDFAS(t *testing.T) {
+	c := servicetest.Context(t, nil, services.Facts{})
+	if _, ok := loadProject(t, mustFiles(t, c)).DisabledServices[pdfas.ComposeService]; ok {
+		t.Error("pdfas is in the project without ecs.pdfas.base")
 	}
-	web := project.Services["ecs.web"]
-	if len(web.Ports) != 1 || web.Ports[0].HostIP != "127.0.0.1" || web.Ports[0].Published != "5000" {
-		t.Errorf("ecs.web ports: %+v", web.Ports)
+	c.Env.ECS.PDFAS.Base = "tomcat:9.0-jre8@sha256:" + strings.Repeat("0", 64)
+	project := loadProject(t, mustFiles(t, c))
+	if _, ok := project.Services[pdfas.ComposeService]; ok {
+		t.Error("pdfas is enabled without its profile")
 	}
+	s, ok := project.DisabledServices[pdfas.ComposeService]
+	if !ok {
+		t.Fatal("no pdfas service")
+	}
+	if s.Image != pdfas.Image(c.Env) || s.PullPolicy != types.PullPolicyNever || len(s.Profiles) != 1 || s.Profiles[0] != pdfas.ComposeService {
+		t.Errorf("pdfas: image %s, pull policy %s, profiles %v", s.Image, s.PullPolicy, s.Profiles)
+	}
+	if len(s.Ports) != 1 || s.Ports[0].HostIP != "127.0.0.1" || s.Ports[0].Published != "5095" || s.Ports[0].Target != 8080 {
+		t.Errorf("pdfas ports: %+v", s.Ports)
+	}
+	if s.MemLimit != 1144<<20 {
+		t.Errorf("pdfas mem_limit %d", s.MemLimit)
+	}
+	if len(s.Volumes) != 2 || !s.Volumes[0].ReadOnly || s.Volumes[0].Source != pdfas.Properties {
+		t.Errorf("pdfas volumes: %+v", s.Volumes)
+	}
+}
+
+func mustFiles(t *testing.T, c *services.Context) []machine.File {
+	t.Helper()
+	files, err := Service{}.Files(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
 }
 
 // TestSettingsReachPythonUnchanged: the containers' ECS_SETTINGS executes the file
