@@ -76,12 +76,14 @@ lint: test-deps
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-## e2e: build the image with the ECS stand-in's base image baked in (the appliance builds
-## the stand-in, a test fixture following ECS's container contract, from a git server on
-## the host), then boot it in QEMU (SeaBIOS and OVMF) with an env ISO and a data disk.
-e2e: IMAGE_VARS += -var 'image_archives=["$(abspath $(STANDIN_BASE))"]'
-e2e: test-deps standin-base image
-	ECS_E2E_IMAGE=$(abspath $(IMAGE_OUTPUT))/appliance.qcow2 $(GO) test -count=1 -v -timeout 60m ./e2e/
+## e2e: build the image with the stand-ins' base images baked in (the appliance builds
+## the ECS stand-in, a test fixture following ECS's container contract, from a git server
+## on the host, and pdf-as on the Tomcat stand-in), then boot it in QEMU (SeaBIOS and
+## OVMF) with an env ISO and a data disk.
+e2e: IMAGE_VARS += -var 'image_archives=["$(abspath $(STANDIN_BASE))","$(abspath $(STANDIN_TOMCAT))"]'
+e2e: test-deps standin-base standin-tomcat image
+	ECS_E2E_IMAGE=$(abspath $(IMAGE_OUTPUT))/appliance.qcow2 ECS_E2E_TOMCAT=$(abspath $(STANDIN_TOMCAT)) \
+		$(GO) test -count=1 -v -timeout 60m ./e2e/
 
 clean:
 	rm -rf $(BIN)

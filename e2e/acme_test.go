@@ -73,12 +73,7 @@ func checkClientCA(t testing.TB, b *booted, pebble *pebbletest.Pebble, clientCA 
 	if body, code, err := get(httpsClient(b.v.ports[443], roots, nil), "https://"+domain+"/"); err != nil || code != 400 {
 		t.Errorf("https without a client certificate: %d %v, want 400\n%s", code, err, body)
 	}
-	key, cert := clientCA.issue(t, "e2e user", false)
-	pair, err := tls.X509KeyPair(cert, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body, code, err := get(httpsClient(b.v.ports[443], roots, &pair), "https://"+domain+"/"); err != nil || code != 503 || !strings.Contains(body, "Appliance Standby") {
+	if body, code, err := get(httpsClient(b.v.ports[443], roots, clientCA.pair(t, "e2e user")), "https://"+domain+"/"); err != nil || code != 503 || !strings.Contains(body, "Appliance Standby") {
 		t.Errorf("https with a certificate of the env's CA: %d %v, want 503 and the status page\n%s", code, err, body)
 	}
 }

@@ -57,6 +57,16 @@ func (c *ca) issue(t testing.TB, cn string, server bool) (keyPEM, certPEM []byte
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
+// pair is a client certificate of the CA, ready for a TLS client.
+func (c *ca) pair(t testing.TB, cn string) *tls.Certificate {
+	key, cert := c.issue(t, cn, false)
+	pair, err := tls.X509KeyPair(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &pair
+}
+
 // handshake connects to addr with TLS as a client of domain and returns the
 // server's certificates, trusting nothing (the caller checks them).
 func handshake(addr string, minV, maxV uint16) ([]*x509.Certificate, error) {

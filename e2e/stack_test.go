@@ -26,7 +26,8 @@ import (
 // from a git server on the host; then checks every host service and the application
 // from outside and inside, boots again with the git server down, and updates the
 // application to a commit with a migration, one that does not build and one whose
-// migration fails; then backs up to a disk the OVMF VM restores from.
+// migration fails, with pdf-as on a Tomcat stand-in base left running throughout;
+// then backs up to a disk the OVMF VM restores from.
 func fullStack(t *testing.T, ecsEnv, image, shared string) *backupRun {
 	dir := t.TempDir()
 	git := newGitServer(t)
@@ -42,8 +43,10 @@ func fullStack(t *testing.T, ecsEnv, image, shared string) *backupRun {
 	key, pub := sshKey(t, dir)
 	serverCA := newCA(t, "e2e server CA")
 	serverKey, serverCert := serverCA.issue(t, domain, true)
+	pdfas := newPDFASSite(t)
 	envPath, iso := site(t, ecsEnv, dir, func(s string) string {
 		s = withSSHKey(t, s, pub)
+		s = pdfas.edit(t, s)
 		s = withDataDisk(t, s)
 		s = withSources(t, s, git.guestURL("ecs"), git.guestURL("ecs-docs"))
 		s = withBackupDisk(t, s)
@@ -63,6 +66,7 @@ func fullStack(t *testing.T, ecsEnv, image, shared string) *backupRun {
 	checkNothingListens(t, first)
 	checkMail(t, first, envPath)
 	checkApp(t, first, web)
+	pdfas.check(t, first, web)
 	first.powerOff(t)
 	checkDataDisk(t, v.data)
 
@@ -74,7 +78,9 @@ func fullStack(t *testing.T, ecsEnv, image, shared string) *backupRun {
 	checkServing(t, second, v1)
 	checkWeb(t, web, 200, "version: 1")
 	checkBadInput(t, second, web)
+	started := pdfas.check(t, second, web)
 	checkUpdates(t, second, web, repo)
+	pdfas.unmoved(t, second, started)
 	return checkBackup(t, second, envPath, backupDisk)
 }
 
