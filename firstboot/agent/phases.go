@@ -269,6 +269,7 @@ func (b *boot) start(ctx context.Context) (bool, error) {
 	if err := services.Finish(ctx, b.sc, Stack); err != nil {
 		return false, err
 	}
+	b.states = b.sc.WithNotes(b.states)
 	if err := b.refresh(ctx); err != nil {
 		return false, err
 	}

@@ -196,6 +196,17 @@ func Finish(ctx context.Context, c *Context, stack []Service) error {
 	return nil
 }
 
+// WithNotes returns states with the notes the services set after Configure (in their
+// Finish steps).
+func (c *Context) WithNotes(states []State) []State {
+	for i := range states {
+		if n := c.notes[states[i].Name]; n != "" && states[i].State != "failed" {
+			states[i].Note = n
+		}
+	}
+	return states
+}
+
 // AnyChanged reports whether the run changed anything.
 func (c *Context) AnyChanged() bool {
 	if c.refreshed {
