@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,6 +31,9 @@ const (
 	configZip  = "defaultConfig.zip"
 	configName = "config"
 )
+
+// baseRepository tags the pinned base for the Dockerfile's FROM.
+const baseRepository = Repository + "-base"
 
 // builder makes the image for one env's pins.
 type builder struct {
@@ -56,7 +60,28 @@ func (b *builder) ensure(ctx context.Context) (built bool, err error) {
 	if _, err := b.docker(ctx, "build", "-q", "--build-arg", "BASE="+base, "-t", b.image, b.m.Path(ContextDir)); err != nil {
 		return false, fmt.Errorf("building %s: %w", b.image, err)
 	}
+	b.removeOld(ctx, base)
 	return true, nil
+}
+
+// removeOld untags the images of earlier pins, which only take space; one still in
+// use (its container not yet replaced) stays until the next build.
+func (b *builder) removeOld(ctx context.Context, keep ...string) {
+	keep = append(keep, b.image)
+	for _, repo := range []string{Repository, baseRepository} {
+		out, err := b.docker(ctx, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", repo)
+		if err != nil {
+			return
+		}
+		for _, ref := range strings.Fields(out) {
+			if slices.Contains(keep, ref) {
+				continue
+			}
+			if _, err := b.docker(ctx, "image", "rm", ref); err == nil {
+				b.m.Out.Detail("removed %s, made for an earlier ecs.pdfas", ref)
+			}
+		}
+	}
 }
 
 // base finds the pinned Tomcat image (baked into the disk image, loaded before, or
@@ -76,7 +101,7 @@ func (b *builder) base(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("%s pulled as %s, but ecs.pdfas.base pins %s: the tag now names another image; check it and pin its ID", name, got, id)
 		}
 	}
-	local := Repository + "-base:" + strings.TrimPrefix(id, "sha256:")[:16]
+	local := baseRepository + ":" + strings.TrimPrefix(id, "sha256:")[:16]
 	if _, err := b.docker(ctx, "tag", id, local); err != nil {
 		return "", err
 	}

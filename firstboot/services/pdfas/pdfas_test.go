@@ -220,3 +220,72 @@ func TestWhitelistInJava(t *testing.T) {
 		t.Errorf("java did not answer for %v:\n%s", want, out)
 	}
 }
+
+// fakeDocker puts a docker on PATH that logs its arguments and answers from script
+// (a shell case body over "$*"), to test the builder's decisions; the real docker
+// runs them in the e2e.
+func fakeDocker(t *testing.T, script string) (log string) {
+	dir := t.TempDir()
+	log = filepath.Join(dir, "log")
+	body := "#!/bin/sh\necho \"$*\" >> " + log + "\ncase \"$*\" in\n" + script + "\n*) exit 0 ;;\nesac\n"
+	if err := os.WriteFile(filepath.Join(dir, "docker"), []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+	return log
+}
+
+// TestBase: the pinned ID is used when docker has it; else the name is pulled, and
+// an image with another ID is refused, saying both.
+func TestBase(t *testing.T) {
+	c := servicetest.Context(t, withPDFAS, services.Facts{})
+	name, id, _ := strings.Cut(pin, "@")
+	b := &builder{m: c.M, p: c.Env.ECS.PDFAS}
+	ctx := context.Background()
+
+	log := fakeDocker(t, `"image inspect --format {{.Id}} `+id+`") echo `+id+` ;;`)
+	local, err := b.base(ctx)
+	if err != nil || local != baseRepository+":"+strings.Repeat("ab", 8) {
+		t.Fatalf("base with the pinned image here: %q %v", local, err)
+	}
+	calls, _ := os.ReadFile(log)
+	if strings.Contains(string(calls), "pull") || !strings.Contains(string(calls), "tag "+id+" "+local) {
+		t.Errorf("docker calls:\n%s", calls)
+	}
+
+	log = fakeDocker(t, `"image inspect --format {{.Id}} `+id+`") exit 1 ;;
+"image inspect --format {{.Id}} `+name+`") echo sha256:`+strings.Repeat("cd", 32)+` ;;`)
+	_, err = b.base(ctx)
+	if err == nil || !strings.Contains(err.Error(), name+" pulled as sha256:"+strings.Repeat("cd", 32)+", but ecs.pdfas.base pins "+id) {
+		t.Errorf("a pulled image with another ID: %v", err)
+	}
+	if calls, _ := os.ReadFile(log); !strings.Contains(string(calls), "pull -q "+name) || strings.Contains(string(calls), "tag ") {
+		t.Errorf("docker calls:\n%s", calls)
+	}
+
+	fakeDocker(t, `"image inspect --format {{.Id}} `+id+`") exit 1 ;;
+"pull -q `+name+`") echo "no route to registry" >&2; exit 1 ;;`)
+	if _, err = b.base(ctx); err == nil || !strings.Contains(err.Error(), "air-gapped") || !strings.Contains(err.Error(), "no route to registry") {
+		t.Errorf("a failed pull: %v", err)
+	}
+}
+
+// TestRemoveOld: after a build, the images of earlier pins are untagged, the new one
+// and its base kept.
+func TestRemoveOld(t *testing.T) {
+	c := servicetest.Context(t, withPDFAS, services.Facts{})
+	b := &builder{m: c.M, image: Repository + ":new"}
+	log := fakeDocker(t, `"image ls --format {{.Repository}}:{{.Tag}} `+Repository+`") printf '%s\n' `+Repository+`:old `+Repository+`:new ;;
+"image ls --format {{.Repository}}:{{.Tag}} `+baseRepository+`") printf '%s\n' `+baseRepository+`:old `+baseRepository+`:cur ;;`)
+	b.removeOld(context.Background(), baseRepository+":cur")
+	calls, _ := os.ReadFile(log)
+	var removed []string
+	for _, line := range strings.Split(string(calls), "\n") {
+		if ref, ok := strings.CutPrefix(line, "image rm "); ok {
+			removed = append(removed, ref)
+		}
+	}
+	if strings.Join(removed, " ") != Repository+":old "+baseRepository+":old" {
+		t.Errorf("removed %v", removed)
+	}
+}
