@@ -46,7 +46,7 @@ variable "agent_binary" {
 variable "image_archives" {
   type        = list(string)
   default     = []
-  description = "Container image archives (docker save, or go-containerregistry tarballs) to bake in; the agent loads them into docker at first boot, so the stack needs no registry (air-gapped sites)."
+  description = "Container image archives (docker save, or go-containerregistry tarballs) to bake in; the agent loads them into docker before its first build (of ECS or pdf-as), so the stack needs no registry (air-gapped sites)."
 }
 
 source "ecs-image" "appliance" {

@@ -100,7 +100,7 @@ func hexSum(b []byte) string {
 
 // check: pdf-as-web answers at https://<domain>/pdf-as-web/ through nginx, with its
 // settings for the domain, the certificate nginx serves in its JVM's trust store, its
-// memory limit, and port 5095 on loopback only. It returns when the container started.
+// memory limit and CPU shares, and port 5095 on loopback only. It returns when the container started.
 func (p *pdfasSite) check(t testing.TB, b *booted, w *webClient) (started string) {
 	if p == nil {
 		return ""
@@ -132,8 +132,8 @@ func (p *pdfasSite) check(t testing.TB, b *booted, w *webClient) (started string
 	if !strings.Contains(trusted, strings.Join(fp, ":")) {
 		t.Errorf("the JVM does not trust the certificate nginx serves (SHA-256 %s):\n%s", strings.Join(fp, ":"), trusted)
 	}
-	if mem := strings.TrimSpace(b.ssh(t, "docker inspect -f '{{.HostConfig.Memory}}' ecs-pdfas-1")); mem != fmt.Sprint(1144<<20) {
-		t.Errorf("pdfas memory limit %s bytes, want 1144m", mem)
+	if limits := strings.TrimSpace(b.ssh(t, "docker inspect -f '{{.HostConfig.Memory}} {{.HostConfig.CPUShares}}' ecs-pdfas-1")); limits != fmt.Sprint(1144<<20, " 256") {
+		t.Errorf("pdfas memory limit and CPU shares %s, want 1144m and 256", limits)
 	}
 	for _, line := range strings.Split(b.ssh(t, "ss -Hltn"), "\n") {
 		if f := strings.Fields(line); len(f) >= 4 && strings.HasSuffix(f[3], ":5095") && f[3] != "127.0.0.1:5095" {

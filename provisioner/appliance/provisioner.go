@@ -40,8 +40,9 @@ type Config struct {
 	// Packages to install in addition to the recipe's (the original's extra.packages).
 	ExtraPackages []string `mapstructure:"extra_packages"`
 	// Container image archives (docker save or go-containerregistry tarballs) baked into
-	// the image under /var/lib/appliance/images; the agent loads them into docker at
-	// first boot, so the stack needs no registry (air-gapped sites).
+	// the image under /var/lib/appliance/images; the agent loads them into docker
+	// before its first build (of ECS or pdf-as), so the stack needs no registry
+	// (air-gapped sites).
 	ImageArchives []string `mapstructure:"image_archives"`
 	// How each step script runs on the target; {{.Path}} is the script. Use
 	// "sudo sh '{{.Path}}'" when the communicator does not log in as root.

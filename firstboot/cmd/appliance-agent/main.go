@@ -79,8 +79,8 @@ runs) → prepare (hostname, SSH keys) → configure (each service's files, chec
 service's own checker before they replace a working one: TLS certificate, nginx,
 PostgreSQL, postfix + opendkim, stunnel, redis + memcached, ECS's compose project,
 pdf-as, backup and update timers, Prometheus and its exporters, extra files and
-packages) → start (the units, in parallel; database, ACME certificate, baked container
-images and pdf-as's image once they run) → verify (health checks)
+packages) → start (the units, in parallel; database, ACME certificate and pdf-as's
+image once they run) → verify (health checks)
 → app (ECS: the build that ran last, without the network, while env.yml names the
 same source; else fetch, build, dump + migrate, start; with no build to run, standby).
 A second boot with nothing new says "unchanged". If a phase fails, the status page

@@ -84,7 +84,7 @@ func pdfasService(e *env.Env) map[string]any {
 		return nil
 	}
 	return map[string]any{"Name": pdfas.ComposeService, "Unit": pdfas.Unit, "Image": pdfas.Image(e),
-		"Address": pdfas.Address, "MemLimit": pdfas.MemLimit, "Volumes": pdfas.Volumes}
+		"Address": pdfas.Address, "MemLimit": pdfas.MemLimit, "CPUShares": pdfas.CPUShares, "Volumes": pdfas.Volumes}
 }
 
 // Files implements services.Service.

@@ -113,8 +113,8 @@ func TestRenderPDFAS(t *testing.T) {
 	if len(s.Ports) != 1 || s.Ports[0].HostIP != "127.0.0.1" || s.Ports[0].Published != "5095" || s.Ports[0].Target != 8080 {
 		t.Errorf("pdfas ports: %+v", s.Ports)
 	}
-	if s.MemLimit != 1144<<20 {
-		t.Errorf("pdfas mem_limit %d", s.MemLimit)
+	if s.MemLimit != 1144<<20 || s.CPUShares != pdfas.CPUShares {
+		t.Errorf("pdfas mem_limit %d, cpu_shares %d", s.MemLimit, s.CPUShares)
 	}
 	if len(s.Volumes) != 2 || !s.Volumes[0].ReadOnly || s.Volumes[0].Source != pdfas.Properties {
 		t.Errorf("pdfas volumes: %+v", s.Volumes)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ethikkom/ecs-appliance/env"
 	"github.com/ethikkom/ecs-appliance/firstboot/machine"
+	"github.com/ethikkom/ecs-appliance/firstboot/services/docker"
 	"github.com/ethikkom/ecs-appliance/firstboot/state"
 )
 
@@ -138,6 +139,9 @@ func (l *Lifecycle) deploy(ctx context.Context, commit, prev string) (Outcome, e
 		return l.fallBack(ctx, prev, commit, fmt.Errorf("%s has no Dockerfile at its root: not an ECS source", Redact(l.Env.ECS.Git.Source)))
 	}
 	l.progress("Building ECS " + short(commit))
+	if err := docker.LoadArchives(ctx, l.M); err != nil {
+		return l.fallBack(ctx, prev, commit, fmt.Errorf("the images baked into the disk image: %w", err))
+	}
 	l.M.Out.Detail("building %s", image(commit))
 	if _, err := l.docker(ctx, "build", "-q", "--label", "org.ecs-appliance.commit="+commit, "-t", image(commit), l.M.Path(SourceDir)); err != nil {
 		return l.fallBack(ctx, prev, commit, fmt.Errorf("build of %s failed: %w", short(commit), tail(err)))

@@ -71,17 +71,14 @@ func (Service) Prepare(ctx context.Context, c *services.Context) error {
 	return err
 }
 
-// Finish loads the image archives baked into the disk image (images.ArchiveDir)
-// whose images docker does not have yet, so the stack never needs a registry for
-// them.
-func (Service) Finish(ctx context.Context, c *services.Context) error {
-	archives, err := filepath.Glob(c.M.Path(filepath.Join(images.ArchiveDir, "*.tar")))
+// LoadArchives loads the image archives baked into the disk image (images.ArchiveDir)
+// whose images docker does not have yet, so builds never need a registry for them.
+// The builds call it before they start (the first build of ECS or of pdf-as), so an
+// appliance that never builds, standing by, does not spend the time.
+func LoadArchives(ctx context.Context, m *machine.Machine) error {
+	archives, err := filepath.Glob(m.Path(filepath.Join(images.ArchiveDir, "*.tar")))
 	if err != nil || len(archives) == 0 {
 		return err
-	}
-	if !c.M.Live() {
-		c.M.Out.Detail("would load %d image archives into docker (not the running system)", len(archives))
-		return nil
 	}
 	for _, a := range archives {
 		refs, err := ArchiveRefs(a)
@@ -90,18 +87,17 @@ func (Service) Finish(ctx context.Context, c *services.Context) error {
 		}
 		missing := false
 		for _, r := range refs {
-			if _, err := c.M.Run(ctx, machine.Command{Name: "docker", Args: []string{"image", "inspect", "--format", "{{.Id}}", r}}); err != nil {
+			if _, err := m.Run(ctx, machine.Command{Name: "docker", Args: []string{"image", "inspect", "--format", "{{.Id}}", r}}); err != nil {
 				missing = true
 			}
 		}
 		if !missing {
 			continue
 		}
-		if _, err := c.M.Run(ctx, machine.Command{Name: "docker", Args: []string{"load", "-q", "-i", a}}); err != nil {
+		if _, err := m.Run(ctx, machine.Command{Name: "docker", Args: []string{"load", "-q", "-i", a}}); err != nil {
 			return fmt.Errorf("loading %s: %w", a, err)
 		}
-		c.M.Out.Detail("loaded %s from %s", strings.Join(refs, " "), filepath.Base(a))
-		c.Did()
+		m.Out.Detail("loaded %s from %s", strings.Join(refs, " "), filepath.Base(a))
 	}
 	return nil
 }

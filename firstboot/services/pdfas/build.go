@@ -19,6 +19,7 @@ import (
 
 	"github.com/ethikkom/ecs-appliance/env"
 	"github.com/ethikkom/ecs-appliance/firstboot/machine"
+	"github.com/ethikkom/ecs-appliance/firstboot/services/docker"
 	"github.com/ethikkom/ecs-appliance/internal/filesum"
 )
 
@@ -84,10 +85,16 @@ func (b *builder) removeOld(ctx context.Context, keep ...string) {
 	}
 }
 
-// base finds the pinned Tomcat image (baked into the disk image, loaded before, or
-// pulled by its name now), checks its ID and tags it for the Dockerfile's FROM.
+// base finds the pinned Tomcat image (loaded before, in an archive baked into the disk
+// image, or pulled by its name now), checks its ID and tags it for the Dockerfile's
+// FROM.
 func (b *builder) base(ctx context.Context) (string, error) {
 	name, id, _ := strings.Cut(b.p.Base, "@")
+	if !b.has(ctx, id) {
+		if err := docker.LoadArchives(ctx, b.m); err != nil {
+			return "", err
+		}
+	}
 	if !b.has(ctx, id) {
 		b.m.Out.Detail("pulling %s: no image %s here", name, id)
 		if _, err := b.docker(ctx, "pull", "-q", name); err != nil {

@@ -39,6 +39,10 @@ const (
 	Address = "127.0.0.1:5095"
 	// MemLimit caps the container (the JVM takes up to 1024m of heap), as the original.
 	MemLimit = "1144m"
+	// CPUShares makes pdf-as yield the CPU to ECS and the host's services when both
+	// want it (cgroup weight 10 against their 100): a JVM starting beside a build of
+	// ECS would otherwise slow it down. New: the original set none.
+	CPUShares = 256
 )
 
 // Volumes are what the container mounts: its settings and the certificate to trust.
