@@ -20,8 +20,9 @@ import (
 	"github.com/ethikkom/ecs-appliance/firstboot/services/tls"
 )
 
-// Paths on the machine.
+// Where pdf-as lives on the machine and in docker, and its limits.
 const (
+	// Dir holds its settings, the checked downloads and the build context.
 	Dir = "/app/etc/pdfas"
 	// ContextDir is the image's build context: Dockerfile and entrypoint written
 	// from this package, the war and configuration placed by Finish.
