@@ -355,13 +355,21 @@ func (b *boot) verify(ctx context.Context) (bool, error) {
 // the env still names it; else fetch, build, migrate behind a dump, start, and fall
 // back to the previous build on failure. With no build at all the appliance stands
 // by and says why.
+// Then come the services that wait for ECS (pdf-as).
 func (b *boot) app(ctx context.Context) (bool, error) {
-	if !b.m.Live() {
+	changed := false
+	if b.m.Live() {
+		out, err := b.lifecycle().Boot(ctx)
+		if err := b.appOutcome(out, err); err != nil {
+			return out.Changed, err
+		}
+		changed = out.Changed
+	} else {
 		b.m.Out.Detail("would deploy ECS from %s (not the running system)", app.Redact(b.env.ECS.Git.Source))
-		return false, nil
 	}
-	out, err := b.lifecycle().Boot(ctx)
-	return out.Changed, b.appOutcome(out, err)
+	later, err := services.AfterApp(ctx, b.sc, Stack)
+	b.states = b.sc.WithNotes(b.states)
+	return changed || later, err
 }
 
 // appOutcome keeps what a lifecycle step left for the status; no build to run is a

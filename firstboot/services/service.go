@@ -39,6 +39,13 @@ type Finisher interface {
 	Finish(ctx context.Context, c *Context) error
 }
 
+// Deferred is a service whose steps wait until the boot has deployed ECS: pdf-as,
+// whose JVM starting beside ECS's build or start would slow ECS's way up on a small
+// machine. changed says whether the step changed anything.
+type Deferred interface {
+	AfterApp(ctx context.Context, c *Context) (changed bool, err error)
+}
+
 // Spec is what a service declares.
 type Spec struct {
 	Name  string
@@ -196,8 +203,28 @@ func Finish(ctx context.Context, c *Context, stack []Service) error {
 	return nil
 }
 
+// AfterApp runs the deferred steps of the services, in order, once the boot has
+// deployed ECS (or stands by).
+func AfterApp(ctx context.Context, c *Context, stack []Service) (bool, error) {
+	anyChanged := false
+	for _, s := range stack {
+		d, ok := s.(Deferred)
+		if !ok {
+			continue
+		}
+		c.service = s.Spec(c.Env).Name
+		changed, err := d.AfterApp(ctx, c)
+		if err != nil {
+			return anyChanged, fmt.Errorf("service %s: %w", c.service, err)
+		}
+		anyChanged = anyChanged || changed
+	}
+	c.service = ""
+	return anyChanged, nil
+}
+
 // WithNotes returns states with the notes the services set after Configure (in their
-// Finish steps).
+// Finish and AfterApp steps).
 func (c *Context) WithNotes(states []State) []State {
 	for i := range states {
 		if n := c.notes[states[i].Name]; n != "" && states[i].State != "failed" {

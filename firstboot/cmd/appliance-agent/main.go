@@ -79,10 +79,11 @@ runs) → prepare (hostname, SSH keys) → configure (each service's files, chec
 service's own checker before they replace a working one: TLS certificate, nginx,
 PostgreSQL, postfix + opendkim, stunnel, redis + memcached, ECS's compose project,
 pdf-as, backup and update timers, Prometheus and its exporters, extra files and
-packages) → start (the units, in parallel; database, ACME certificate and pdf-as's
-image once they run) → verify (health checks)
+packages) → start (the units, in parallel; database and ACME certificate once they
+run) → verify (health checks)
 → app (ECS: the build that ran last, without the network, while env.yml names the
-same source; else fetch, build, dump + migrate, start; with no build to run, standby).
+same source; else fetch, build, dump + migrate, start; with no build to run, standby;
+then pdf-as, its image built when new, so that its JVM never slows ECS's way up).
 A second boot with nothing new says "unchanged". If a phase fails, the status page
 says which and why, /run/appliance-failed keeps the stack from starting, and after
 fixing the cause "appliance-agent reset-failed" (or a reboot) clears it.

@@ -25,7 +25,7 @@ const (
 	// Dir holds its settings, the checked downloads and the build context.
 	Dir = "/app/etc/pdfas"
 	// ContextDir is the image's build context: Dockerfile and entrypoint written
-	// from this package, the war and configuration placed by Finish.
+	// from this package, the war and configuration placed by AfterApp.
 	ContextDir = Dir + "/image"
 	// Properties is pdf-as-web's configuration for the domain, mounted read-only.
 	Properties = Dir + "/pdf-as-web.properties"
@@ -80,7 +80,7 @@ func Image(e *env.Env) string {
 // Service is pdf-as in the agent's stack.
 type Service struct{}
 
-// Spec implements services.Service. Its unit is started by Finish once the image
+// Spec implements services.Service. Its unit is started by AfterApp once the image
 // exists, so it is one the start phase only restarts when it runs.
 func (Service) Spec(e *env.Env) services.Spec {
 	s := services.Spec{Name: "pdfas", Reads: []string{"ecs.pdfas", "appliance.domain"}}
@@ -131,27 +131,28 @@ func (Service) Prepare(ctx context.Context, c *services.Context) error {
 	return nil
 }
 
-// Finish builds the image when it does not exist yet and starts pdf-as. A failure
-// (a download, a base image that is missing or not the pinned one) is shown on the
-// status page and leaves ECS running without pdf-as.
-func (Service) Finish(ctx context.Context, c *services.Context) error {
+// AfterApp builds the image when it does not exist yet and starts pdf-as, once the
+// boot has deployed ECS: on a small machine a JVM starting beside ECS's build or start
+// slows them down. A failure (a download, a base image that is missing or not the
+// pinned one) is shown in the status and leaves ECS running without pdf-as.
+func (Service) AfterApp(ctx context.Context, c *services.Context) (bool, error) {
 	if !Enabled(c.Env) {
-		return nil
+		return false, nil
 	}
 	if !c.M.Live() {
 		c.M.Out.Detail("would build %s and start %s (not the running system)", Image(c.Env), Unit)
-		return nil
+		return false, nil
 	}
 	b := &builder{m: c.M, p: c.Env.ECS.PDFAS, image: Image(c.Env)}
 	built, err := b.ensure(ctx)
 	if err != nil {
 		c.Note("pdf-as is not running: " + err.Error())
 		c.M.Out.Detail("pdf-as is not running: %v", err)
-		return nil
+		return false, nil
 	}
 	active, err := c.M.Systemd.Active(ctx, []string{Unit})
 	if err != nil {
-		return err
+		return built, err
 	}
 	switch {
 	case len(active) == 0:
@@ -159,8 +160,5 @@ func (Service) Finish(ctx context.Context, c *services.Context) error {
 	case built: // the unit runs the image it started with
 		err = c.M.Systemd.Restart(ctx, Unit)
 	}
-	if built {
-		c.Did()
-	}
-	return err
+	return built, err
 }
