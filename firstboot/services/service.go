@@ -2,7 +2,7 @@
 // in. A service is one package under firstboot/services/ that declares what it reads
 // from env.yml, the files it renders, the units it owns and how they take a change,
 // its health checks and the directories it keeps its state in; Configure applies a
-// list of them in order, and the agent's start and verify phases act on what they
+// list of them in order, and the agent's start, verify and app phases act on what they
 // declare. Adding a service means adding its package and one line to the agent's list.
 package services
 
